@@ -1,0 +1,183 @@
+//! Kernel selection: the one place that looks at CPU features.
+//!
+//! Features are detected once per device and turned into a [`KernelTable`] of function
+//! pointers; kernels themselves never test features. `QLINEAR_ISA=scalar|avx2|avx512`
+//! (or [`crate::CpuDeviceBuilder::isa`]) forces a path; asking for a path this CPU lacks is
+//! an error, never a silent fallback.
+
+pub(crate) mod reference;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
+#[cfg(test)]
+mod tests;
+
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::quant::pack::{PackedDense, PackedQuant};
+
+/// An instruction-set path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust loops: the reference every other path is tested against.
+    Scalar,
+    /// AVX2 + FMA + F16C (int8 products via `vpmaddubsw`).
+    Avx2,
+    /// AVX-512 F/BW/DQ/VL with VNNI (`vpdpbusd`) and F16C.
+    Avx512,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses `scalar`, `avx2` or `avx512`.
+    pub fn parse(s: &str) -> Result<Isa> {
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::invalid(format!("unknown ISA {s:?}: expected scalar, avx2 or avx512"))
+            })
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.is_available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512dq")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest available path.
+    pub fn best() -> Isa {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|i| i.is_available())
+            .unwrap_or(Isa::Scalar)
+    }
+
+    /// The path `QLINEAR_ISA` asks for, or the best one when it is unset, empty or `auto`.
+    pub fn from_env() -> Result<Isa> {
+        match std::env::var("QLINEAR_ISA") {
+            Ok(v) if !v.trim().is_empty() && v.trim() != "auto" => {
+                Isa::parse(&v).and_then(Isa::require)
+            }
+            _ => Ok(Isa::best()),
+        }
+    }
+
+    /// `self`, or an error when this CPU lacks it.
+    pub fn require(self) -> Result<Isa> {
+        if self.is_available() {
+            Ok(self)
+        } else {
+            Err(Error::Unsupported(format!(
+                "ISA {} is not available on this CPU",
+                self.name()
+            )))
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a kernel writes: row-major f32 with leading dimension `ld`.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPtr {
+    pub ptr: *mut f32,
+    pub ld: usize,
+}
+
+// SAFETY: tasks write disjoint (row, column) blocks of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// Writes `vals` (at most 16) to row `r`, columns `c0..c0+vals.len()`.
+    ///
+    /// # Safety
+    /// The block must be inside the output and owned by the calling task.
+    #[inline]
+    pub unsafe fn write(&self, r: usize, c0: usize, vals: &[f32]) {
+        std::ptr::copy_nonoverlapping(vals.as_ptr(), self.ptr.add(r * self.ld + c0), vals.len());
+    }
+}
+
+/// f32 activations for the exact kernels: rows padded with zeros to `k_padded`.
+pub(crate) struct ExactActs<'a> {
+    pub x: &'a [f32],
+    pub stride: usize,
+    /// Per row and kernel group: Σ x (only for asymmetric weights).
+    pub group_sums: &'a [f32],
+}
+
+/// Activations quantized per row to int8 for the dyn8 kernels.
+pub(crate) struct Dyn8Acts<'a> {
+    /// Codes, rows padded with zeros to `stride`; offset by +128 (as u8) when the table's
+    /// `dyn8_unsigned` is set, plain `i8` otherwise.
+    pub q: &'a [u8],
+    pub stride: usize,
+    /// Per row: the activation scale (`max|x| / 127`).
+    pub scale: &'a [f32],
+    /// Per row and kernel group: Σ of the signed codes (only for asymmetric weights).
+    pub group_sums: &'a [i32],
+}
+
+pub(crate) type DenseKernel =
+    unsafe fn(w: &PackedDense, x: &[f32], rows: Range<usize>, tiles: Range<usize>, y: OutPtr);
+pub(crate) type QExactKernel =
+    unsafe fn(w: &PackedQuant, a: &ExactActs, rows: Range<usize>, tiles: Range<usize>, y: OutPtr);
+pub(crate) type QDyn8Kernel =
+    unsafe fn(w: &PackedQuant, a: &Dyn8Acts, rows: Range<usize>, tiles: Range<usize>, y: OutPtr);
+
+/// The kernels of one ISA path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KernelTable {
+    pub isa: Isa,
+    pub dense: DenseKernel,
+    pub q_exact: QExactKernel,
+    pub q_dyn8: QDyn8Kernel,
+    /// The dyn8 kernel wants activation codes offset to unsigned (for `vpdpbusd`).
+    pub dyn8_unsigned: bool,
+}
+
+impl KernelTable {
+    /// The table for `isa` (which must be available: see [`Isa::require`]).
+    pub fn for_isa(isa: Isa) -> KernelTable {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::avx512::TABLE,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::avx2::TABLE,
+            _ => reference::TABLE,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Quantization: the recipe (`config`), the interchange tensor (`tensor`), choosing scales
+//! and codes (`quantize`), and the private kernel layout (`pack`).
+
+pub mod config;
+pub(crate) mod pack;
+pub mod quantize;
+pub mod tensor;
+
+pub use config::{ActivationMode, Granularity, QuantConfig, QuantConfigBuilder, ScaleDType};
+pub use tensor::{QuantizedParts, QuantizedTensor};
