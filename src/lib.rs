@@ -41,8 +41,8 @@ pub use error::{Error, Result};
 pub use kernels::Isa;
 pub use nn::{Linear, Module, QuantizedLinear};
 pub use quant::{
-    ActivationMode, Granularity, QuantConfig, QuantConfigBuilder, QuantizedParts,
-    QuantizedTensor, ScaleDType,
+    ActivationMode, Granularity, QuantConfig, QuantConfigBuilder, QuantizedParts, QuantizedTensor,
+    ScaleDType,
 };
 
 /// The CPU `Tensor`, the common case.

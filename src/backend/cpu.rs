@@ -131,7 +131,9 @@ impl CpuDeviceBuilder {
             }
             (Some(jobs), None) => {
                 if jobs.threads == 0 {
-                    return Err(Error::invalid("host job system must report at least 1 thread"));
+                    return Err(Error::invalid(
+                        "host job system must report at least 1 thread",
+                    ));
                 }
                 Executor::Host(jobs)
             }
@@ -190,7 +192,12 @@ impl TaskGrid {
     }
 
     /// Rows and tiles of task `i`.
-    pub fn task(&self, i: usize, m: usize, tiles: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    pub fn task(
+        &self,
+        i: usize,
+        m: usize,
+        tiles: usize,
+    ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let (rb, tb) = (i / self.tile_blocks, i % self.tile_blocks);
         let r0 = rb * self.rows_per_block;
         let t0 = tb * self.tiles_per_block;
@@ -233,14 +240,34 @@ fn run_tiled(
     })
 }
 
-fn check_lengths(op: &'static str, x: &[f32], m: usize, k: usize, n: usize, bias: Option<&[f32]>, y: &[f32]) -> Result<()> {
-    let xk = m.checked_mul(k).ok_or_else(|| Error::Overflow(format!("{m} rows × {k} inputs")))?;
-    let yn = m.checked_mul(n).ok_or_else(|| Error::Overflow(format!("{m} rows × {n} outputs")))?;
+fn check_lengths(
+    op: &'static str,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    y: &[f32],
+) -> Result<()> {
+    let xk = m
+        .checked_mul(k)
+        .ok_or_else(|| Error::Overflow(format!("{m} rows × {k} inputs")))?;
+    let yn = m
+        .checked_mul(n)
+        .ok_or_else(|| Error::Overflow(format!("{m} rows × {n} outputs")))?;
     if x.len() != xk {
-        return Err(Error::shape(op, format!("x of {xk} values ({m} × {k})"), x.len()));
+        return Err(Error::shape(
+            op,
+            format!("x of {xk} values ({m} × {k})"),
+            x.len(),
+        ));
     }
     if y.len() != yn {
-        return Err(Error::shape(op, format!("y of {yn} values ({m} × {n})"), y.len()));
+        return Err(Error::shape(
+            op,
+            format!("y of {yn} values ({m} × {n})"),
+            y.len(),
+        ));
     }
     if let Some(b) = bias {
         if b.len() != n {

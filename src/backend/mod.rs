@@ -29,8 +29,12 @@ pub trait Backend: Copy + Clone + Debug + Default + Send + Sync + 'static {
     fn name() -> &'static str;
 
     /// Packs row-major f32 weights `w` of shape `[n, k]`.
-    fn pack_dense(device: &Self::Device, w: &[f32], n: usize, k: usize)
-        -> Result<Self::DenseWeights>;
+    fn pack_dense(
+        device: &Self::Device,
+        w: &[f32],
+        n: usize,
+        k: usize,
+    ) -> Result<Self::DenseWeights>;
 
     /// `y[m, n] = x[m, k] · Wᵀ (+ bias)`. Slices are exactly `m*k`, `n`, `m*n` long.
     fn dense_forward(

@@ -138,7 +138,9 @@ fn run_on_host(host: &HostJobSystem, n_tasks: usize, f: TaskFn<'_>) -> Result<()
         )
     };
     if call.panicked.load(Ordering::Relaxed) {
-        return Err(Error::Internal("a task panicked inside the host job system".into()));
+        return Err(Error::Internal(
+            "a task panicked inside the host job system".into(),
+        ));
     }
     let done = call.done.load(Ordering::Acquire);
     if done != n_tasks {

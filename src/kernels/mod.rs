@@ -6,10 +6,10 @@
 //! an error, never a silent fallback.
 
 pub(crate) mod reference;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod x86;
 #[cfg(test)]
 mod tests;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 use std::ops::Range;
 
@@ -44,7 +44,9 @@ impl Isa {
             .into_iter()
             .find(|i| i.name() == s.trim().to_ascii_lowercase())
             .ok_or_else(|| {
-                Error::invalid(format!("unknown ISA {s:?}: expected scalar, avx2 or avx512"))
+                Error::invalid(format!(
+                    "unknown ISA {s:?}: expected scalar, avx2 or avx512"
+                ))
             })
     }
 

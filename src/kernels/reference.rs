@@ -33,7 +33,11 @@ pub(crate) unsafe fn f32_dense_gemm_scalar(
             let tile = w.tile(t);
             let mut out = [0f32; NR];
             for (c, o) in out.iter_mut().enumerate() {
-                *o = xr.iter().enumerate().map(|(kk, &xv)| xv * tile[kk * NR + c]).sum();
+                *o = xr
+                    .iter()
+                    .enumerate()
+                    .map(|(kk, &xv)| xv * tile[kk * NR + c])
+                    .sum();
             }
             y.write(r, t * NR, &out[..tile_cols(t, w.n)]);
         }

@@ -128,19 +128,32 @@ impl<B: Backend> Linear<B> {
 
     /// `y = x · Wᵀ + b` on f32 row-major buffers: `x` is `rows × in`, `y` is `rows × out`.
     pub fn forward_f32(&self, x: &[f32], rows: usize, y: &mut [f32]) -> Result<()> {
-        B::dense_forward(&self.device, &self.packed, x, rows, self.bias_f32.as_deref(), y)
+        B::dense_forward(
+            &self.device,
+            &self.packed,
+            x,
+            rows,
+            self.bias_f32.as_deref(),
+            y,
+        )
     }
 }
 
 impl<B: Backend> Module<B> for Linear<B> {
     fn forward(&self, x: &Tensor<B>) -> Result<Tensor<B>> {
-        forward_last_axis("Linear::forward", x, self.in_features, self.out_features, |x, m, y| {
-            self.forward_f32(x, m, y)
-        })
+        forward_last_axis(
+            "Linear::forward",
+            x,
+            self.in_features,
+            self.out_features,
+            |x, m, y| self.forward_f32(x, m, y),
+        )
     }
 
     fn parameters(&self) -> Vec<Tensor<B>> {
-        std::iter::once(self.weight.clone()).chain(self.bias.clone()).collect()
+        std::iter::once(self.weight.clone())
+            .chain(self.bias.clone())
+            .collect()
     }
 
     fn set_training(&self, training: bool) {

@@ -42,7 +42,10 @@ pub trait Module<B: Backend>: Send + Sync + std::fmt::Debug {
 
     /// The parameters as new tensors marked frozen (`is_variable = false`).
     fn frozen_parameters(&self) -> Vec<Tensor<B>> {
-        self.parameters().iter().map(|t| t.with_variable(false)).collect()
+        self.parameters()
+            .iter()
+            .map(|t| t.with_variable(false))
+            .collect()
     }
 }
 
@@ -65,7 +68,9 @@ pub(crate) fn forward_last_axis<B: Backend>(
     }
     let rows = x.elem_count() / in_features;
     if rows == 0 {
-        return Err(Error::invalid(format!("{op}: input shape {shape:?} has no rows")));
+        return Err(Error::invalid(format!(
+            "{op}: input shape {shape:?} has no rows"
+        )));
     }
     let converted;
     let xs = match x.as_f32_slice() {
@@ -91,7 +96,11 @@ pub(crate) fn bias_values<B: Backend>(
 ) -> Result<Option<Vec<f32>>> {
     let Some(b) = bias else { return Ok(None) };
     if b.shape() != [out_features] {
-        return Err(Error::shape(op, format!("bias of shape [{out_features}]"), format!("{:?}", b.shape())));
+        return Err(Error::shape(
+            op,
+            format!("bias of shape [{out_features}]"),
+            format!("{:?}", b.shape()),
+        ));
     }
     let v = b.to_f32_vec();
     crate::error::check_finite(&v, "bias")?;

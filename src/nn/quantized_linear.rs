@@ -61,10 +61,19 @@ impl<B: Backend> QuantizedLinear<B> {
     }
 
     /// As [`QuantizedLinear::from_linear`], quantizing with `device`'s threads and running there.
-    pub fn from_linear_on(linear: &Linear<B>, config: &QuantConfig, device: &B::Device) -> Result<Self> {
+    pub fn from_linear_on(
+        linear: &Linear<B>,
+        config: &QuantConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
         let w = linear.weight().to_f32_vec();
         let q = B::quantize(device, &w, linear.out_features, linear.in_features, config)?;
-        Self::try_new_with_mode(q, linear.bias().cloned(), device.clone(), config.activations)
+        Self::try_new_with_mode(
+            q,
+            linear.bias().cloned(),
+            device.clone(),
+            config.activations,
+        )
     }
 
     /// Create from raw quantized data and optional bias tensor.
@@ -81,7 +90,11 @@ impl<B: Backend> QuantizedLinear<B> {
 
     /// As [`QuantizedLinear::new`], returning an error on inconsistent input. Activations
     /// stay f32 ([`ActivationMode::Exact`]).
-    pub fn try_new(weight_q: QuantizedTensor, bias: Option<Tensor<B>>, device: B::Device) -> Result<Self> {
+    pub fn try_new(
+        weight_q: QuantizedTensor,
+        bias: Option<Tensor<B>>,
+        device: B::Device,
+    ) -> Result<Self> {
         Self::try_new_with_mode(weight_q, bias, device, ActivationMode::Exact)
     }
 
@@ -162,7 +175,14 @@ impl<B: Backend> QuantizedLinear<B> {
     /// `y = x · dequant(W)ᵀ + b` on f32 row-major buffers: `x` is `rows × in`, `y` is
     /// `rows × out`.
     pub fn forward_f32(&self, x: &[f32], rows: usize, y: &mut [f32]) -> Result<()> {
-        B::quant_forward(&self.device, &self.weights, x, rows, self.bias_f32.as_deref(), y)
+        B::quant_forward(
+            &self.device,
+            &self.weights,
+            x,
+            rows,
+            self.bias_f32.as_deref(),
+            y,
+        )
     }
 }
 

@@ -130,7 +130,10 @@ impl QuantConfig {
     /// Checks that the recipe is one the library supports.
     pub fn validate(&self) -> Result<()> {
         if self.bits != 4 && self.bits != 8 {
-            return Err(Error::invalid(format!("bits must be 4 or 8, got {}", self.bits)));
+            return Err(Error::invalid(format!(
+                "bits must be 4 or 8, got {}",
+                self.bits
+            )));
         }
         self.granularity.validate()
     }

@@ -111,7 +111,10 @@ fn code_position(bits: u8, group_offset: usize, kk: usize, c: usize) -> (usize, 
         (group_offset + (kk / 4) * 64 + c * 4 + kk % 4, 0)
     } else {
         let j = kk % 8;
-        (group_offset + (kk / 8) * 64 + c * 4 + j % 4, if j < 4 { 0 } else { 4 })
+        (
+            group_offset + (kk / 8) * 64 + c * 4 + j % 4,
+            if j < 4 { 0 } else { 4 },
+        )
     }
 }
 
@@ -151,15 +154,20 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
                     let code = q.code(r, start + kk);
                     code_sum += code as i32;
                     let (byte, shift) = code_position(bits, g * group_bytes, kk, c);
-                    let nib = if bits == 8 { code as u8 } else { (code as u8 & 0x0F) << shift };
+                    let nib = if bits == 8 {
+                        code as u8
+                    } else {
+                        (code as u8 & 0x0F) << shift
+                    };
                     tile[byte] |= nib;
                 }
                 correction += 128.0 * scale * code_sum as f32;
                 let si = scales_offset + (g * NR + c) * ss;
                 match q.scale_dtype() {
                     ScaleDType::F32 => tile[si..si + 4].copy_from_slice(&scale.to_le_bytes()),
-                    ScaleDType::F16 => tile[si..si + 2]
-                        .copy_from_slice(&half::f16::from_f32(scale).to_le_bytes()),
+                    ScaleDType::F16 => {
+                        tile[si..si + 2].copy_from_slice(&half::f16::from_f32(scale).to_le_bytes())
+                    }
                 }
                 if !q.is_symmetric() {
                     tile[zeros_offset + g * NR + c] = zero as u8;
@@ -247,9 +255,8 @@ impl PackedDense {
     pub fn tile(&self, t: usize) -> &[f32] {
         let all = self.buf.as_slice();
         // SAFETY: the buffer is 64-byte aligned and holds tiles·k·16 f32 values.
-        let floats = unsafe {
-            std::slice::from_raw_parts(all.as_ptr() as *const f32, all.len() / 4)
-        };
+        let floats =
+            unsafe { std::slice::from_raw_parts(all.as_ptr() as *const f32, all.len() / 4) };
         &floats[t * self.k * NR..(t + 1) * self.k * NR]
     }
 }

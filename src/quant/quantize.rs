@@ -114,7 +114,11 @@ fn choose_symmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         for sign in [1.0f32, -1.0] {
             let s = sign * amax / d;
             consider(s)?;
-            consider(refit_symmetric(vals, store_scale(s, cfg.scale_dtype), range))?;
+            consider(refit_symmetric(
+                vals,
+                store_scale(s, cfg.scale_dtype),
+                range,
+            ))?;
         }
     }
     Ok(best)
@@ -149,7 +153,11 @@ fn choose_asymmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         } else {
             let (lo0, hi0) = (lo.min(0.0), hi.max(0.0));
             let s = store_scale((hi0 - lo0) / levels, cfg.scale_dtype);
-            let z = if s == 0.0 { 0.0 } else { range.0 as f32 - (lo0 / s).round() };
+            let z = if s == 0.0 {
+                0.0
+            } else {
+                range.0 as f32 - (lo0 / s).round()
+            };
             (s, (z as i32).clamp(-128, 127))
         };
         let e = sse(vals, s, z, range);
@@ -214,7 +222,11 @@ pub fn quantize_weights(
     }
     let len = crate::error::checked_product(&[n, k], "weight shape")?;
     if w.len() != len {
-        return Err(Error::shape("quantize", format!("{len} weights for [{n}, {k}]"), w.len()));
+        return Err(Error::shape(
+            "quantize",
+            format!("{len} weights for [{n}, {k}]"),
+            w.len(),
+        ));
     }
     check_finite(w, "weights")?;
     let row_bytes = if cfg.bits == 8 { k } else { k.div_ceil(2) };

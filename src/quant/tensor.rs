@@ -108,14 +108,22 @@ impl QuantizedTensor {
         }
         crate::error::check_finite(&t.scales, "scales")?;
         if scale_dtype == ScaleDType::F16 {
-            if let Some(i) = t.scales.iter().position(|&s| half::f16::from_f32(s).to_f32() != s) {
+            if let Some(i) = t
+                .scales
+                .iter()
+                .position(|&s| half::f16::from_f32(s).to_f32() != s)
+            {
                 return Err(Error::invalid(format!(
                     "scale {i} ({}) is not representable in f16 as scale_dtype F16 requires",
                     t.scales[i]
                 )));
             }
         }
-        if bits == 4 && k % 2 == 1 && t.data.chunks(t.row_bytes()).any(|r| r[r.len() - 1] >> 4 != 0)
+        if bits == 4
+            && k % 2 == 1
+            && t.data
+                .chunks(t.row_bytes())
+                .any(|r| r[r.len() - 1] >> 4 != 0)
         {
             return Err(Error::invalid(
                 "int4 rows with odd in_features must leave the last high nibble 0",
@@ -225,7 +233,10 @@ impl QuantizedTensor {
     /// Scale and zero point of weight `(row, col)`.
     pub fn scale_and_zero(&self, row: usize, col: usize) -> (f32, i8) {
         let i = self.scale_index(row, col);
-        (self.scales[i], self.zero_points.get(i).copied().unwrap_or(0))
+        (
+            self.scales[i],
+            self.zero_points.get(i).copied().unwrap_or(0),
+        )
     }
 
     /// The dequantized weights `[out, in]`, row-major: `scale · (q − zero)` in f32.
@@ -243,7 +254,9 @@ impl QuantizedTensor {
 
     /// Bytes this tensor keeps: codes, scales (at their storage width) and zero points.
     pub fn size_in_bytes(&self) -> usize {
-        self.data.len() + self.scales.len() * self.scale_dtype.size_in_bytes() + self.zero_points.len()
+        self.data.len()
+            + self.scales.len() * self.scale_dtype.size_in_bytes()
+            + self.zero_points.len()
     }
 
     /// Average storage bits per weight, scales and zero points included.

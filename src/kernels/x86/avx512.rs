@@ -1,2 +1,376 @@
-use crate::kernels::{reference, Isa, KernelTable};
-pub(crate) const TABLE: KernelTable = KernelTable { isa: Isa::Avx512, ..reference::TABLE };
+//! AVX-512 kernels (F/BW/DQ/VL + VNNI + F16C): register-blocked `MR` rows × `NT` tiles of 16
+//! columns. Exact mode dequantizes codes to f32 in registers (shift pairs expose one input
+//! per dword lane) and uses FMAs; dyn8 feeds the codes straight to `vpdpbusd`.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use crate::kernels::{Dyn8Acts, ExactActs, Isa, KernelTable, OutPtr};
+use crate::quant::pack::{PackedDense, PackedQuant, NR};
+use crate::quant::ScaleDType;
+
+pub(crate) const TABLE: KernelTable = KernelTable {
+    isa: Isa::Avx512,
+    dense: f32_dense_gemm_avx512,
+    q_exact: f32_q_gemm_avx512,
+    q_dyn8: q8_q_gemm_avx512vnni,
+    dyn8_unsigned: true,
+};
+
+/// Evaluates `$body` with the const `$M` set to the row count `$mr`, for each listed count;
+/// the last listed count also takes anything larger.
+macro_rules! dispatch_rows {
+    ($mr:expr; $($m:literal),* ; $last:literal; $M:ident => $body:expr) => {
+        match $mr {
+            $($m => { const $M: usize = $m; $body })*
+            _ => { const $M: usize = $last; $body }
+        }
+    };
+}
+
+/// Visits `rows × tiles` in blocks: `mr_max` rows and 2 tiles at a time (4 tiles when there
+/// is a single row, so a GEMV still has independent accumulator chains), calling
+/// `block(first_row, rows, first_tile, ntiles)`.
+#[inline(always)]
+fn for_each_block(
+    rows: Range<usize>,
+    tiles: Range<usize>,
+    mr_max: usize,
+    mut block: impl FnMut(usize, usize, usize, usize),
+) {
+    let wide = if rows.len() == 1 { 4 } else { 2 };
+    let mut t = tiles.start;
+    while t < tiles.end {
+        let nt = if tiles.end - t >= wide { wide } else { 1 };
+        let mut r = rows.start;
+        while r < rows.end {
+            let mr = (rows.end - r).min(mr_max);
+            block(r, mr, t, nt);
+            r += mr;
+        }
+        t += nt;
+    }
+}
+
+/// Lanes of tile `t` that hold real columns, as a store mask.
+#[inline(always)]
+fn col_mask(t: usize, n: usize) -> __mmask16 {
+    let cols = (n - t * NR).min(NR);
+    ((1u32 << cols) - 1) as __mmask16
+}
+
+// ---------------------------------------------------------------------------------------
+// f32 dense
+// ---------------------------------------------------------------------------------------
+
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn dense_block<const MR: usize, const NT: usize>(
+    w: &PackedDense,
+    x: &[f32],
+    r0: usize,
+    t0: usize,
+    y: OutPtr,
+) {
+    let k = w.k;
+    let mut acc = [[_mm512_setzero_ps(); NT]; MR];
+    let wp: [*const f32; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
+    let xp: [*const f32; MR] = std::array::from_fn(|i| x.as_ptr().add((r0 + i) * k));
+    for kk in 0..k {
+        let wv: [__m512; NT] = std::array::from_fn(|j| _mm512_load_ps(wp[j].add(kk * NR)));
+        for i in 0..MR {
+            let xb = _mm512_set1_ps(*xp[i].add(kk));
+            for j in 0..NT {
+                acc[i][j] = _mm512_fmadd_ps(xb, wv[j], acc[i][j]);
+            }
+        }
+    }
+    for i in 0..MR {
+        for j in 0..NT {
+            let dst = y.ptr.add((r0 + i) * y.ld + (t0 + j) * NR);
+            _mm512_mask_storeu_ps(dst, col_mask(t0 + j, w.n), acc[i][j]);
+        }
+    }
+}
+
+/// `y = x · Wᵀ` for f32 weights, 6 rows × 2 tiles (32 columns) per register block.
+#[target_feature(enable = "avx512f,fma")]
+pub(crate) unsafe fn f32_dense_gemm_avx512(
+    w: &PackedDense,
+    x: &[f32],
+    rows: Range<usize>,
+    tiles: Range<usize>,
+    y: OutPtr,
+) {
+    for_each_block(rows, tiles, 6, |r, mr, t, nt| match nt {
+        4 => dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => dense_block::<M, 4>(w, x, r, t, y)),
+        2 => dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => dense_block::<M, 2>(w, x, r, t, y)),
+        _ => dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => dense_block::<M, 1>(w, x, r, t, y)),
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared pieces of the quantized kernels
+// ---------------------------------------------------------------------------------------
+
+/// The 16 scales of the tile at `base`, kernel group `g`, as f32.
+#[inline(always)]
+unsafe fn load_scales(w: &PackedQuant, base: *const u8, g: usize) -> __m512 {
+    let p = base.add(w.scales_offset);
+    match w.scale_dtype {
+        ScaleDType::F16 => _mm512_cvtph_ps(_mm256_loadu_si256(p.add(g * NR * 2) as *const __m256i)),
+        ScaleDType::F32 => _mm512_loadu_ps(p.add(g * NR * 4) as *const f32),
+    }
+}
+
+/// `scale · zero` for the 16 columns of the tile at `base`, kernel group `g`.
+#[inline(always)]
+unsafe fn load_scaled_zeros(w: &PackedQuant, base: *const u8, g: usize, scales: __m512) -> __m512 {
+    let z = _mm_loadu_si128(base.add(w.zeros_offset + g * NR) as *const __m128i);
+    _mm512_mul_ps(scales, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(z)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Exact: f32 activations × dequantized codes
+// ---------------------------------------------------------------------------------------
+
+/// Input `J` of a step (4 inputs for int8, 8 for int4) as 16 f32 lanes, one per column.
+#[inline(always)]
+unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i) -> __m512 {
+    if BITS == 8 {
+        // Byte J of each dword: shift it to the top, then arithmetic-shift back down.
+        let top = match J {
+            0 => _mm512_slli_epi32::<24>(v),
+            1 => _mm512_slli_epi32::<16>(v),
+            2 => _mm512_slli_epi32::<8>(v),
+            _ => v,
+        };
+        _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(top))
+    } else {
+        // Inputs 0..3 are the low nibbles of bytes 0..3, inputs 4..7 the high nibbles.
+        let top = match J {
+            0 => _mm512_slli_epi32::<28>(v),
+            1 => _mm512_slli_epi32::<20>(v),
+            2 => _mm512_slli_epi32::<12>(v),
+            3 => _mm512_slli_epi32::<4>(v),
+            4 => _mm512_slli_epi32::<24>(v),
+            5 => _mm512_slli_epi32::<16>(v),
+            6 => _mm512_slli_epi32::<8>(v),
+            _ => v,
+        };
+        _mm512_cvtepi32_ps(_mm512_srai_epi32::<28>(top))
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
+unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
+    w: &PackedQuant,
+    a: &ExactActs,
+    r0: usize,
+    t0: usize,
+    y: OutPtr,
+) {
+    let step = if BITS == 8 { 4 } else { 8 };
+    let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
+    let xrow: [*const f32; MR] = std::array::from_fn(|i| a.x.as_ptr().add((r0 + i) * a.stride));
+    let mut acc = [[_mm512_setzero_ps(); NT]; MR];
+    for g in 0..w.groups {
+        let mut gacc = [[_mm512_setzero_ps(); NT]; MR];
+        let steps = w.group_len_padded(g) / step;
+        for s in 0..steps {
+            let v: [__m512i; NT] = std::array::from_fn(|j| {
+                _mm512_load_si512(base[j].add(g * w.group_bytes + s * 64) as *const __m512i)
+            });
+            let k0 = g * w.kg + s * step;
+            macro_rules! input {
+                ($j:literal) => {{
+                    let wf: [__m512; NT] = std::array::from_fn(|j| code_as_f32::<BITS, $j>(v[j]));
+                    for i in 0..MR {
+                        let xb = _mm512_set1_ps(*xrow[i].add(k0 + $j));
+                        for j in 0..NT {
+                            gacc[i][j] = _mm512_fmadd_ps(xb, wf[j], gacc[i][j]);
+                        }
+                    }
+                }};
+            }
+            input!(0);
+            input!(1);
+            input!(2);
+            input!(3);
+            if BITS == 4 {
+                input!(4);
+                input!(5);
+                input!(6);
+                input!(7);
+            }
+        }
+        for j in 0..NT {
+            let sc = load_scales(w, base[j], g);
+            for i in 0..MR {
+                acc[i][j] = _mm512_fmadd_ps(gacc[i][j], sc, acc[i][j]);
+            }
+            if !w.symmetric {
+                let sz = load_scaled_zeros(w, base[j], g, sc);
+                for i in 0..MR {
+                    let sum = _mm512_set1_ps(a.group_sums[(r0 + i) * w.groups + g]);
+                    acc[i][j] = _mm512_fnmadd_ps(sz, sum, acc[i][j]);
+                }
+            }
+        }
+    }
+    for i in 0..MR {
+        for j in 0..NT {
+            let dst = y.ptr.add((r0 + i) * y.ld + (t0 + j) * NR);
+            _mm512_mask_storeu_ps(dst, col_mask(t0 + j, w.n), acc[i][j]);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
+unsafe fn exact_gemm<const BITS: u8>(
+    w: &PackedQuant,
+    a: &ExactActs,
+    rows: Range<usize>,
+    tiles: Range<usize>,
+    y: OutPtr,
+) {
+    for_each_block(rows, tiles, 4, |r, mr, t, nt| match nt {
+        4 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 4>(w, a, r, t, y)),
+        2 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 2>(w, a, r, t, y)),
+        _ => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 1>(w, a, r, t, y)),
+    });
+}
+
+/// `y = x · dequant(W)ᵀ` with f32 activations.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
+pub(crate) unsafe fn f32_q_gemm_avx512(
+    w: &PackedQuant,
+    a: &ExactActs,
+    rows: Range<usize>,
+    tiles: Range<usize>,
+    y: OutPtr,
+) {
+    if w.bits == 8 {
+        exact_gemm::<8>(w, a, rows, tiles, y)
+    } else {
+        exact_gemm::<4>(w, a, rows, tiles, y)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dyn8: int8 activations (offset to u8) × codes with vpdpbusd
+// ---------------------------------------------------------------------------------------
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
+    w: &PackedQuant,
+    a: &Dyn8Acts,
+    r0: usize,
+    t0: usize,
+    y: OutPtr,
+) {
+    let step = if BITS == 8 { 4 } else { 8 };
+    let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
+    let xrow: [*const u8; MR] = std::array::from_fn(|i| a.q.as_ptr().add((r0 + i) * a.stride));
+    let nibble_mask = _mm512_set1_epi8(0x0F);
+    // Signed value of each nibble 0..15, for vpshufb.
+    let decode = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
+    ));
+    let mut acc = [[_mm512_setzero_ps(); NT]; MR];
+    for g in 0..w.groups {
+        let mut iacc = [[_mm512_setzero_si512(); NT]; MR];
+        let steps = w.group_len_padded(g) / step;
+        for s in 0..steps {
+            let k0 = g * w.kg + s * step;
+            if BITS == 8 {
+                let v: [__m512i; NT] = std::array::from_fn(|j| {
+                    _mm512_load_si512(base[j].add(g * w.group_bytes + s * 64) as *const __m512i)
+                });
+                for i in 0..MR {
+                    let xb = _mm512_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
+                    for j in 0..NT {
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], xb, v[j]);
+                    }
+                }
+            } else {
+                let mut lo = [_mm512_setzero_si512(); NT];
+                let mut hi = [_mm512_setzero_si512(); NT];
+                for j in 0..NT {
+                    let v = _mm512_load_si512(
+                        base[j].add(g * w.group_bytes + s * 64) as *const __m512i
+                    );
+                    lo[j] = _mm512_shuffle_epi8(decode, _mm512_and_si512(v, nibble_mask));
+                    hi[j] = _mm512_shuffle_epi8(
+                        decode,
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble_mask),
+                    );
+                }
+                for i in 0..MR {
+                    let x0 = _mm512_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
+                    let x1 =
+                        _mm512_set1_epi32((xrow[i].add(k0 + 4) as *const i32).read_unaligned());
+                    for j in 0..NT {
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], x0, lo[j]);
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], x1, hi[j]);
+                    }
+                }
+            }
+        }
+        for j in 0..NT {
+            let sc = load_scales(w, base[j], g);
+            for i in 0..MR {
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[i][j]), sc, acc[i][j]);
+            }
+            if !w.symmetric {
+                let sz = load_scaled_zeros(w, base[j], g, sc);
+                for i in 0..MR {
+                    let sum = _mm512_set1_ps(a.group_sums[(r0 + i) * w.groups + g] as f32);
+                    acc[i][j] = _mm512_fnmadd_ps(sz, sum, acc[i][j]);
+                }
+            }
+        }
+    }
+    for j in 0..NT {
+        // Undo the +128 offset of the activations: 128 · Σ_g s_g · Σ q.
+        let corr = _mm512_loadu_ps(w.offset_correction.as_ptr().add((t0 + j) * NR));
+        for i in 0..MR {
+            let v = _mm512_mul_ps(
+                _mm512_set1_ps(a.scale[r0 + i]),
+                _mm512_sub_ps(acc[i][j], corr),
+            );
+            let dst = y.ptr.add((r0 + i) * y.ld + (t0 + j) * NR);
+            _mm512_mask_storeu_ps(dst, col_mask(t0 + j, w.n), v);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn dyn8_gemm<const BITS: u8>(
+    w: &PackedQuant,
+    a: &Dyn8Acts,
+    rows: Range<usize>,
+    tiles: Range<usize>,
+    y: OutPtr,
+) {
+    for_each_block(rows, tiles, 4, |r, mr, t, nt| match nt {
+        4 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 4>(w, a, r, t, y)),
+        2 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 2>(w, a, r, t, y)),
+        _ => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 1>(w, a, r, t, y)),
+    });
+}
+
+/// `y = sx · (Σ_g s_g · Σ xq·q − zero terms)` with per-row int8 activations.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")]
+pub(crate) unsafe fn q8_q_gemm_avx512vnni(
+    w: &PackedQuant,
+    a: &Dyn8Acts,
+    rows: Range<usize>,
+    tiles: Range<usize>,
+    y: OutPtr,
+) {
+    if w.bits == 8 {
+        dyn8_gemm::<8>(w, a, rows, tiles, y)
+    } else {
+        dyn8_gemm::<4>(w, a, rows, tiles, y)
+    }
+}
