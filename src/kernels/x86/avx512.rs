@@ -63,6 +63,35 @@ fn col_mask(t: usize, n: usize) -> __mmask16 {
 // f32 dense
 // ---------------------------------------------------------------------------------------
 
+/// `MR × (16·NT)` outputs of `x · Wᵀ`: `w[j]` points at a `[k][16]` f32 panel, `x` at the
+/// first of `MR` rows (stride `ldx`), `y` at the first output (stride `ld`).
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn f32_block<const MR: usize, const NT: usize>(
+    w: [*const f32; NT],
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    y: *mut f32,
+    ld: usize,
+    mask: [__mmask16; NT],
+) {
+    let mut acc = [[_mm512_setzero_ps(); NT]; MR];
+    for kk in 0..k {
+        let wv: [__m512; NT] = std::array::from_fn(|j| _mm512_load_ps(w[j].add(kk * NR)));
+        for (i, row) in acc.iter_mut().enumerate() {
+            let xb = _mm512_set1_ps(*x.add(i * ldx + kk));
+            for j in 0..NT {
+                row[j] = _mm512_fmadd_ps(xb, wv[j], row[j]);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for j in 0..NT {
+            _mm512_mask_storeu_ps(y.add(i * ld + j * NR), mask[j], row[j]);
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn dense_block<const MR: usize, const NT: usize>(
     w: &PackedDense,
@@ -71,25 +100,15 @@ unsafe fn dense_block<const MR: usize, const NT: usize>(
     t0: usize,
     y: OutPtr,
 ) {
-    let k = w.k;
-    let mut acc = [[_mm512_setzero_ps(); NT]; MR];
-    let wp: [*const f32; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
-    let xp: [*const f32; MR] = std::array::from_fn(|i| x.as_ptr().add((r0 + i) * k));
-    for kk in 0..k {
-        let wv: [__m512; NT] = std::array::from_fn(|j| _mm512_load_ps(wp[j].add(kk * NR)));
-        for i in 0..MR {
-            let xb = _mm512_set1_ps(*xp[i].add(kk));
-            for j in 0..NT {
-                acc[i][j] = _mm512_fmadd_ps(xb, wv[j], acc[i][j]);
-            }
-        }
-    }
-    for i in 0..MR {
-        for j in 0..NT {
-            let dst = y.ptr.add((r0 + i) * y.ld + (t0 + j) * NR);
-            _mm512_mask_storeu_ps(dst, col_mask(t0 + j, w.n), acc[i][j]);
-        }
-    }
+    f32_block::<MR, NT>(
+        std::array::from_fn(|j| w.tile(t0 + j).as_ptr()),
+        w.k,
+        x.as_ptr().add(r0 * w.k),
+        w.k,
+        y.ptr.add(r0 * y.ld + t0 * NR),
+        y.ld,
+        std::array::from_fn(|j| col_mask(t0 + j, w.n)),
+    )
 }
 
 /// `y = x · Wᵀ` for f32 weights, 6 rows × 2 tiles (32 columns) per register block.
@@ -225,6 +244,50 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
     }
 }
 
+/// Rows from which exact mode dequantizes a panel once and runs the f32 GEMM block on it,
+/// instead of dequantizing in registers for every row block.
+const PANEL_MIN_ROWS: usize = 8;
+
+thread_local! {
+    static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Dequantizes tile `t` (all `k_padded` inputs) into `panel` as `[k][16]` f32.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
+unsafe fn dequantize_tile<const BITS: u8>(w: &PackedQuant, t: usize, panel: *mut f32) {
+    let step = if BITS == 8 { 4 } else { 8 };
+    let base = w.tile(t).as_ptr();
+    for g in 0..w.groups {
+        let sc = load_scales(w, base, g);
+        let zero = if w.symmetric {
+            _mm512_setzero_ps()
+        } else {
+            let z = _mm_loadu_si128(base.add(w.zeros_offset + g * NR) as *const __m128i);
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(z))
+        };
+        for s in 0..w.group_len_padded(g) / step {
+            let v = _mm512_load_si512(base.add(g * w.group_bytes + s * 64) as *const __m512i);
+            let out = panel.add((g * w.kg + s * step) * NR);
+            macro_rules! input {
+                ($j:literal) => {{
+                    let q = _mm512_sub_ps(code_as_f32::<BITS, $j>(v), zero);
+                    _mm512_store_ps(out.add($j * NR), _mm512_mul_ps(sc, q));
+                }};
+            }
+            input!(0);
+            input!(1);
+            input!(2);
+            input!(3);
+            if BITS == 4 {
+                input!(4);
+                input!(5);
+                input!(6);
+                input!(7);
+            }
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
 unsafe fn exact_gemm<const BITS: u8>(
     w: &PackedQuant,
@@ -233,10 +296,48 @@ unsafe fn exact_gemm<const BITS: u8>(
     tiles: Range<usize>,
     y: OutPtr,
 ) {
-    for_each_block(rows, tiles, 4, |r, mr, t, nt| match nt {
-        4 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 4>(w, a, r, t, y)),
-        2 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 2>(w, a, r, t, y)),
-        _ => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 1>(w, a, r, t, y)),
+    if rows.len() < PANEL_MIN_ROWS {
+        for_each_block(rows, tiles, 4, |r, mr, t, nt| match nt {
+            4 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 4>(w, a, r, t, y)),
+            2 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 2>(w, a, r, t, y)),
+            _ => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 1>(w, a, r, t, y)),
+        });
+        return;
+    }
+    let kp = w.k_padded;
+    PANEL.with(|cell| {
+        let mut panel = cell.borrow_mut();
+        // One 64-byte aligned [kp][16] panel per tile of a pair.
+        let floats = 2 * kp * NR + 16;
+        if panel.len() < floats {
+            panel.resize(floats, 0.0);
+        }
+        let p0 = panel.as_mut_ptr();
+        let p0 = p0.add(p0.align_offset(64));
+        let p1 = p0.add(kp * NR);
+        let mut t = tiles.start;
+        while t < tiles.end {
+            let nt = (tiles.end - t).min(2);
+            dequantize_tile::<BITS>(w, t, p0);
+            if nt == 2 {
+                dequantize_tile::<BITS>(w, t + 1, p1);
+            }
+            let mut r = rows.start;
+            while r < rows.end {
+                let mr = (rows.end - r).min(6);
+                let x = a.x.as_ptr().add(r * a.stride);
+                let out = y.ptr.add(r * y.ld + t * NR);
+                if nt == 2 {
+                    let m = [col_mask(t, w.n), col_mask(t + 1, w.n)];
+                    dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => f32_block::<M, 2>([p0, p1], kp, x, a.stride, out, y.ld, m));
+                } else {
+                    let m = [col_mask(t, w.n)];
+                    dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => f32_block::<M, 1>([p0], kp, x, a.stride, out, y.ld, m));
+                }
+                r += mr;
+            }
+            t += nt;
+        }
     });
 }
 

@@ -1,0 +1,338 @@
+//! Forward-pass benchmark: qlinear formats against the f32 `Linear` on the same shapes,
+//! hot (one layer, weights cached) and cold (a stack of layers ≥ 4× the last-level cache,
+//! called in turn as in LLM decoding), with the streaming-read bandwidth of the same bytes
+//! measured just before each case.
+//!
+//! ```text
+//! cargo run --release --example bench [-- --quick] [--csv] [--threads 1,2]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use qlinear::{
+    ActivationMode, CpuDevice, DType, Linear, QuantConfig, QuantizedLinear, QuantizedTensor, Tensor,
+};
+
+/// Weights of a cold stack total at least this many bytes (4× a 32 MiB L3).
+const COLD_BYTES: usize = 128 << 20;
+/// Time spent per case, roughly.
+const BUDGET: Duration = Duration::from_millis(250);
+
+struct Case {
+    format: String,
+    mode: &'static str,
+    state: &'static str,
+    m: usize,
+    k: usize,
+    n: usize,
+    threads: usize,
+    median_us: f64,
+    weight_bytes: usize,
+    stream_gbps: f64,
+}
+
+/// A layer under test: runs `y = f(x)` for `rows` rows.
+trait Layer {
+    fn run(&self, x: &[f32], rows: usize, y: &mut [f32]);
+    fn weight_bytes(&self) -> usize;
+}
+
+impl Layer for Linear<qlinear::Cpu> {
+    fn run(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.forward_f32(x, rows, y).unwrap()
+    }
+    fn weight_bytes(&self) -> usize {
+        4 * self.in_features * self.out_features
+    }
+}
+
+impl Layer for QuantizedLinear<qlinear::Cpu> {
+    fn run(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.forward_f32(x, rows, y).unwrap()
+    }
+    fn weight_bytes(&self) -> usize {
+        QuantizedLinear::weight_bytes(self)
+    }
+}
+
+/// Median time of one call, cycling through `layers`.
+fn time_layers(layers: &[Box<dyn Layer>], x: &[f32], m: usize, y: &mut [f32]) -> f64 {
+    for l in layers.iter().take(3) {
+        l.run(x, m, y);
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while (start.elapsed() < BUDGET || samples.len() < 2 * layers.len().min(8))
+        && samples.len() < 2000
+    {
+        for l in layers {
+            let t = Instant::now();
+            l.run(x, m, y);
+            samples.push(t.elapsed().as_secs_f64());
+        }
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[samples.len() / 2] * 1e6
+}
+
+/// Best-of-5 streaming read bandwidth (GB/s) over `bytes` bytes, split over `threads`.
+fn stream_gbps(buf: &[u64], threads: usize) -> f64 {
+    let chunk = buf.len().div_ceil(threads);
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let total: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = buf
+                .chunks(chunk)
+                .map(|c| s.spawn(move || read_sum(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .fold(0, u64::wrapping_add)
+        });
+        std::hint::black_box(total);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (buf.len() * 8) as f64 / best / 1e9
+}
+
+fn read_sum(c: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { read_sum_avx2(c) };
+    }
+    read_sum_plain(c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn read_sum_avx2(c: &[u64]) -> u64 {
+    read_sum_plain(c)
+}
+
+#[inline(always)]
+fn read_sum_plain(c: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    for ch in c.chunks_exact(8) {
+        for i in 0..8 {
+            acc[i] = acc[i].wrapping_add(ch[i]);
+        }
+    }
+    acc.iter().fold(0, |a, &b| a.wrapping_add(b))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let csv = args.iter().any(|a| a == "--csv");
+    let threads: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| {
+            s.split(',')
+                .map(|t| t.parse().expect("--threads 1,2"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 2]);
+    let shapes: &[(usize, usize)] = if quick {
+        &[(4096, 4096)]
+    } else {
+        &[(4096, 4096), (4096, 11008), (11008, 4096)]
+    };
+    let batches: &[usize] = if quick { &[1, 32] } else { &[1, 8, 32, 128] };
+    let states: &[&str] = if quick { &["hot"] } else { &["hot", "cold"] };
+    let int4_g32 = QuantConfig::builder()
+        .bits(4)
+        .group_size(32)
+        .build()
+        .unwrap();
+    let formats: Vec<(String, Option<QuantConfig>)> = vec![
+        ("f32".into(), None),
+        ("int8".into(), Some(QuantConfig::int8())),
+        ("int4".into(), Some(QuantConfig::int4())),
+        ("int4".into(), Some(int4_g32)),
+    ];
+
+    let mut cases = Vec::new();
+    let dev_quant = CpuDevice::new().unwrap();
+    for &(k, n) in shapes {
+        let base =
+            Linear::<qlinear::Cpu>::new_seeded(k, n, false, DType::F32, &dev_quant, 42).unwrap();
+        let mut seen = Vec::new();
+        for (fname, cfg) in &formats {
+            // Quantize once per format; the stack reuses the same codes.
+            let q: Option<QuantizedTensor> = cfg.map(|c| {
+                QuantizedLinear::from_linear(&base, &c)
+                    .unwrap()
+                    .weight_quantized()
+                    .clone()
+            });
+            let label = match (cfg, &q) {
+                (Some(c), Some(_)) => format!("{fname}-{}", c.granularity.name()),
+                _ => fname.clone(),
+            };
+            if seen.contains(&label) {
+                continue;
+            }
+            seen.push(label.clone());
+            let modes: &[Option<ActivationMode>] = if cfg.is_some() {
+                &[Some(ActivationMode::Exact), Some(ActivationMode::Dyn8)]
+            } else {
+                &[None]
+            };
+            for &t in &threads {
+                let dev = CpuDevice::with_threads(t).unwrap();
+                for &mode in modes {
+                    for &state in states {
+                        let one_bytes = q.as_ref().map_or(4 * k * n, |q| q.size_in_bytes());
+                        let count = if state == "hot" {
+                            1
+                        } else {
+                            COLD_BYTES.div_ceil(one_bytes).max(2)
+                        };
+                        let layers: Vec<Box<dyn Layer>> = (0..count)
+                            .map(|i| -> Box<dyn Layer> {
+                                match (&q, mode) {
+                                    (Some(q), Some(mode)) => Box::new(
+                                        QuantizedLinear::try_new_with_mode(
+                                            q.clone(),
+                                            None,
+                                            dev.clone(),
+                                            mode,
+                                        )
+                                        .unwrap(),
+                                    ),
+                                    _ => Box::new(
+                                        Linear::from_tensors(
+                                            Tensor::from_f32(
+                                                if i == 0 {
+                                                    base.weight().to_f32_vec()
+                                                } else {
+                                                    base.weight().to_f32_vec()
+                                                },
+                                                &[n, k],
+                                                &dev,
+                                            )
+                                            .unwrap(),
+                                            None,
+                                        )
+                                        .unwrap(),
+                                    ),
+                                }
+                            })
+                            .collect();
+                        let total_bytes: usize = layers.iter().map(|l| l.weight_bytes()).sum();
+                        let stream_buf = vec![1u64; total_bytes / 8];
+                        for &m in batches {
+                            let stream = stream_gbps(&stream_buf, t);
+                            let x: Vec<f32> = (0..m * k)
+                                .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0)
+                                .collect();
+                            let mut y = vec![0f32; m * n];
+                            let us = time_layers(&layers, &x, m, &mut y);
+                            let c = Case {
+                                format: label.clone(),
+                                mode: mode.map_or("-", |m| m.name()),
+                                state,
+                                m,
+                                k,
+                                n,
+                                threads: t,
+                                median_us: us,
+                                weight_bytes: layers[0].weight_bytes(),
+                                stream_gbps: stream,
+                            };
+                            if csv {
+                                print_csv(&c);
+                            }
+                            cases.push(c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !csv {
+        print_table(&cases);
+    }
+}
+
+fn gflops(c: &Case) -> f64 {
+    2.0 * (c.m * c.k * c.n) as f64 / c.median_us / 1e3
+}
+
+fn weight_gbps(c: &Case) -> f64 {
+    c.weight_bytes as f64 / c.median_us / 1e3
+}
+
+fn print_csv(c: &Case) {
+    use std::sync::Once;
+    static HEADER: Once = Once::new();
+    HEADER.call_once(|| {
+        println!("impl,format,mode,state,M,K,N,threads,median_us,gflops,weight_gbps,stream_gbps")
+    });
+    println!(
+        "qlinear,{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1}",
+        c.format,
+        c.mode,
+        c.state,
+        c.m,
+        c.k,
+        c.n,
+        c.threads,
+        c.median_us,
+        gflops(c),
+        weight_gbps(c),
+        c.stream_gbps
+    );
+}
+
+fn print_table(cases: &[Case]) {
+    println!(
+        "{:<14} {:<6} {:<5} {:>4} {:>6} {:>6} {:>3} {:>11} {:>9} {:>9} {:>9} {:>8}",
+        "format",
+        "mode",
+        "state",
+        "M",
+        "K",
+        "N",
+        "thr",
+        "median_us",
+        "GFLOP/s",
+        "wGB/s",
+        "streamGB/s",
+        "vs f32"
+    );
+    for c in cases {
+        let f32_us = cases
+            .iter()
+            .find(|b| {
+                b.format == "f32"
+                    && b.state == c.state
+                    && b.m == c.m
+                    && b.k == c.k
+                    && b.n == c.n
+                    && b.threads == c.threads
+            })
+            .map(|b| b.median_us);
+        let ratio = f32_us.map_or(String::from("-"), |f| format!("{:.2}x", f / c.median_us));
+        println!(
+            "{:<14} {:<6} {:<5} {:>4} {:>6} {:>6} {:>3} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
+            c.format,
+            c.mode,
+            c.state,
+            c.m,
+            c.k,
+            c.n,
+            c.threads,
+            c.median_us,
+            gflops(c),
+            weight_gbps(c),
+            c.stream_gbps,
+            ratio
+        );
+    }
+}
