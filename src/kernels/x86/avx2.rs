@@ -7,6 +7,9 @@
 //! Only 16 ymm registers: blocks are up to 6 (dense) or 4 (quantized) rows × 1 tile, and a
 //! GEMV (single row) takes 2 tiles for more independent accumulator chains.
 
+// Register blocks index several parallel arrays (rows, tiles, halves) by the same counters.
+#![allow(clippy::needless_range_loop)]
+
 use std::arch::x86_64::*;
 use std::ops::Range;
 
