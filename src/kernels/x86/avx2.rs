@@ -71,10 +71,11 @@ unsafe fn dense_block<const MR: usize, const NT: usize>(
     let xp: [*const f32; MR] = std::array::from_fn(|i| x.as_ptr().add((r0 + i) * k));
     for kk in 0..k {
         // SAFETY: tile rows are `[k][16]` f32, so `kk·16 .. kk·16 + 16` is inside the tile.
-        let wv: [[__m256; 2]; NT] = std::array::from_fn(|j| {
+        let mut wv = [[_mm256_setzero_ps(); 2]; NT];
+        for j in 0..NT {
             let p = wp[j].add(kk * NR);
-            [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(HALF))]
-        });
+            wv[j] = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(HALF))];
+        }
         for i in 0..MR {
             let xb = _mm256_set1_ps(*xp[i].add(kk));
             for j in 0..NT {
@@ -152,6 +153,10 @@ unsafe fn load_scaled_zeros(
 }
 
 /// One 64-byte step of the tile at `base` (16 column dwords) as two halves.
+///
+/// Call it (and the other `#[target_feature]` helpers) from plain loops, not from
+/// `std::array::from_fn` closures: such closures were left out of line, returning the
+/// vectors through memory in the hot loop.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn load_step(base: *const u8, offset: usize) -> [__m256i; 2] {
@@ -210,17 +215,19 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
         for s in 0..steps {
             // SAFETY: the group's codes are `steps` 64-byte steps inside the tile, and the
             // activation rows are padded with zeros to `k_padded ≥ k0 + step`.
-            let v: [[__m256i; 2]; NT] =
-                std::array::from_fn(|j| load_step(base[j], g * w.group_bytes + s * 64));
+            let mut v = [[_mm256_setzero_si256(); 2]; NT];
+            for j in 0..NT {
+                v[j] = load_step(base[j], g * w.group_bytes + s * 64);
+            }
             let k0 = g * w.kg + s * step;
             macro_rules! input {
                 ($j:literal) => {{
-                    let wf: [[__m256; 2]; NT] = std::array::from_fn(|j| {
-                        [
-                            code_as_f32::<BITS, $j>(v[j][0]),
-                            code_as_f32::<BITS, $j>(v[j][1]),
-                        ]
-                    });
+                    let mut wf = [[_mm256_setzero_ps(); 2]; NT];
+                    for j in 0..NT {
+                        for h in 0..2 {
+                            wf[j][h] = code_as_f32::<BITS, $j>(v[j][h]);
+                        }
+                    }
                     for i in 0..MR {
                         let xb = _mm256_set1_ps(*xrow[i].add(k0 + $j));
                         for j in 0..NT {
@@ -342,14 +349,14 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
             // SAFETY (loads): as in `exact_block`; the activation rows are padded with zero
             // codes to `k_padded ≥ k0 + step`, so the 4-byte reads below stay in the row.
             if BITS == 8 {
-                let v: [[__m256i; 2]; NT] =
-                    std::array::from_fn(|j| load_step(base[j], g * w.group_bytes + s * 64));
-                let va: [[__m256i; 2]; NT] = std::array::from_fn(|j| {
-                    [
-                        _mm256_sign_epi8(v[j][0], v[j][0]),
-                        _mm256_sign_epi8(v[j][1], v[j][1]),
-                    ]
-                });
+                let mut v = [[_mm256_setzero_si256(); 2]; NT];
+                let mut va = [[_mm256_setzero_si256(); 2]; NT];
+                for j in 0..NT {
+                    v[j] = load_step(base[j], g * w.group_bytes + s * 64);
+                    for h in 0..2 {
+                        va[j][h] = _mm256_sign_epi8(v[j][h], v[j][h]);
+                    }
+                }
                 for i in 0..MR {
                     // The 4 activation bytes of this step's inputs, in every dword.
                     let xb = _mm256_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
