@@ -5,6 +5,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::for_each_block;
 use crate::kernels::{Dyn8Acts, ExactActs, Isa, KernelTable, OutPtr};
 use crate::quant::pack::{PackedDense, PackedQuant, NR};
 use crate::quant::ScaleDType;
@@ -16,41 +17,6 @@ pub(crate) const TABLE: KernelTable = KernelTable {
     q_dyn8: q8_q_gemm_avx512vnni,
     dyn8_unsigned: true,
 };
-
-/// Evaluates `$body` with the const `$M` set to the row count `$mr`, for each listed count;
-/// the last listed count also takes anything larger.
-macro_rules! dispatch_rows {
-    ($mr:expr; $($m:literal),* ; $last:literal; $M:ident => $body:expr) => {
-        match $mr {
-            $($m => { const $M: usize = $m; $body })*
-            _ => { const $M: usize = $last; $body }
-        }
-    };
-}
-
-/// Visits `rows × tiles` in blocks: `mr_max` rows and 2 tiles at a time (4 tiles when there
-/// is a single row, so a GEMV still has independent accumulator chains), calling
-/// `block(first_row, rows, first_tile, ntiles)`.
-#[inline(always)]
-fn for_each_block(
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    mr_max: usize,
-    mut block: impl FnMut(usize, usize, usize, usize),
-) {
-    let wide = if rows.len() == 1 { 4 } else { 2 };
-    let mut t = tiles.start;
-    while t < tiles.end {
-        let nt = if tiles.end - t >= wide { wide } else { 1 };
-        let mut r = rows.start;
-        while r < rows.end {
-            let mr = (rows.end - r).min(mr_max);
-            block(r, mr, t, nt);
-            r += mr;
-        }
-        t += nt;
-    }
-}
 
 /// Lanes of tile `t` that hold real columns, as a store mask.
 #[inline(always)]
@@ -120,7 +86,7 @@ pub(crate) unsafe fn f32_dense_gemm_avx512(
     tiles: Range<usize>,
     y: OutPtr,
 ) {
-    for_each_block(rows, tiles, 6, |r, mr, t, nt| match nt {
+    for_each_block(rows, tiles, 6, 2, 4, |r, mr, t, nt| match nt {
         4 => dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => dense_block::<M, 4>(w, x, r, t, y)),
         2 => dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => dense_block::<M, 2>(w, x, r, t, y)),
         _ => dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => dense_block::<M, 1>(w, x, r, t, y)),
@@ -297,7 +263,7 @@ unsafe fn exact_gemm<const BITS: u8>(
     y: OutPtr,
 ) {
     if rows.len() < PANEL_MIN_ROWS {
-        for_each_block(rows, tiles, 4, |r, mr, t, nt| match nt {
+        for_each_block(rows, tiles, 4, 2, 4, |r, mr, t, nt| match nt {
             4 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 4>(w, a, r, t, y)),
             2 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 2>(w, a, r, t, y)),
             _ => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 1>(w, a, r, t, y)),
@@ -453,7 +419,7 @@ unsafe fn dyn8_gemm<const BITS: u8>(
     tiles: Range<usize>,
     y: OutPtr,
 ) {
-    for_each_block(rows, tiles, 4, |r, mr, t, nt| match nt {
+    for_each_block(rows, tiles, 4, 2, 4, |r, mr, t, nt| match nt {
         4 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 4>(w, a, r, t, y)),
         2 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 2>(w, a, r, t, y)),
         _ => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 1>(w, a, r, t, y)),
