@@ -5,11 +5,14 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use qlinear::{ActivationMode, Cpu, CpuDevice, DType, Linear, QuantConfig, QuantizedLinear};
 
+/// A named `forward` on f32 buffers: `(x, rows, y)`.
+type Runner<'a> = (String, Box<dyn Fn(&[f32], usize, &mut [f32]) + 'a>);
+
 fn forward(c: &mut Criterion) {
     let dev = CpuDevice::new().unwrap();
     let (k, n) = (4096, 4096);
     let linear = Linear::<Cpu>::new_seeded(k, n, true, DType::F32, &dev, 1).unwrap();
-    let mut layers: Vec<(String, Box<dyn Fn(&[f32], usize, &mut [f32])>)> = Vec::new();
+    let mut layers: Vec<Runner> = Vec::new();
     let l = &linear;
     layers.push((
         "f32".into(),

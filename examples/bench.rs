@@ -194,7 +194,7 @@ fn main() {
                             COLD_BYTES.div_ceil(one_bytes).max(2)
                         };
                         let layers: Vec<Box<dyn Layer>> = (0..count)
-                            .map(|i| -> Box<dyn Layer> {
+                            .map(|_| -> Box<dyn Layer> {
                                 match (&q, mode) {
                                     (Some(q), Some(mode)) => Box::new(
                                         QuantizedLinear::try_new_with_mode(
@@ -208,11 +208,7 @@ fn main() {
                                     _ => Box::new(
                                         Linear::from_tensors(
                                             Tensor::from_f32(
-                                                if i == 0 {
-                                                    base.weight().to_f32_vec()
-                                                } else {
-                                                    base.weight().to_f32_vec()
-                                                },
+                                                base.weight().to_f32_vec(),
                                                 &[n, k],
                                                 &dev,
                                             )

@@ -180,15 +180,6 @@ impl<B: Backend> Tensor<B> {
         }
     }
 
-    /// Writes the elements as f32 into `out` (which must hold `elem_count()` values).
-    pub(crate) fn write_f32(&self, out: &mut [f32]) {
-        match &*self.storage {
-            Storage::F32(v) => out.copy_from_slice(v),
-            Storage::F16(v) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(&v[..], out),
-            Storage::BF16(v) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(&v[..], out),
-        }
-    }
-
     /// A copy converted to `dtype` (rounding to nearest even when narrowing).
     pub fn to_dtype(&self, dtype: DType) -> Self {
         if dtype == self.dtype() {

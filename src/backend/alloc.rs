@@ -52,7 +52,7 @@ impl AlignedBuf {
             Some(h) => {
                 // SAFETY: calling the host's allocator as its contract describes.
                 let p = unsafe { (h.alloc)(h.ctx, size, ALIGN) } as *mut u8;
-                if p.is_null() || (p as usize) % ALIGN != 0 {
+                if p.is_null() || !(p as usize).is_multiple_of(ALIGN) {
                     if !p.is_null() {
                         // SAFETY: returning what the host gave us.
                         unsafe { (h.free)(h.ctx, p as *mut c_void, size, ALIGN) };

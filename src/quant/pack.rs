@@ -43,7 +43,6 @@ pub struct PackedQuant {
     pub groups: usize,
     /// Inputs after padding the last group: `(groups-1)·kg + round_up(last, 8)`.
     pub k_padded: usize,
-    pub tiles: usize,
     pub tile_bytes: usize,
     /// Bytes of one full group of one tile's codes.
     pub group_bytes: usize,
@@ -141,7 +140,7 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
     let mut offset_correction = vec![0f32; tiles * NR];
     {
         let bytes = buf.as_mut_slice();
-        for r in 0..n {
+        for (r, correction_out) in offset_correction.iter_mut().enumerate().take(n) {
             let (t, c) = (r / NR, r % NR);
             let tile = &mut bytes[t * tile_bytes..(t + 1) * tile_bytes];
             let mut correction = 0f32;
@@ -173,7 +172,7 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
                     tile[zeros_offset + g * NR + c] = zero as u8;
                 }
             }
-            offset_correction[r] = correction;
+            *correction_out = correction;
         }
     }
     Ok(PackedQuant {
@@ -186,7 +185,6 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
         kg,
         groups,
         k_padded,
-        tiles,
         tile_bytes,
         group_bytes,
         scales_offset,

@@ -190,7 +190,7 @@ fn write_codes(row: &mut [u8], start: usize, vals: &[f32], g: &GroupChoice, bits
         let col = start + i;
         if bits == 8 {
             row[col] = q;
-        } else if col % 2 == 0 {
+        } else if col.is_multiple_of(2) {
             row[col / 2] = (row[col / 2] & 0xF0) | (q & 0x0F);
         } else {
             row[col / 2] = (row[col / 2] & 0x0F) | (q << 4);

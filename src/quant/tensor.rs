@@ -217,7 +217,11 @@ impl QuantizedTensor {
             row_data[col] as i8
         } else {
             let byte = row_data[col / 2];
-            let nibble = if col % 2 == 0 { byte & 0x0F } else { byte >> 4 };
+            let nibble = if col.is_multiple_of(2) {
+                byte & 0x0F
+            } else {
+                byte >> 4
+            };
             ((nibble << 4) as i8) >> 4
         }
     }

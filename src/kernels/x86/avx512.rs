@@ -2,6 +2,8 @@
 //! columns. Exact mode dequantizes codes to f32 in registers (shift pairs expose one input
 //! per dword lane) and uses FMAs; dyn8 feeds the codes straight to `vpdpbusd`.
 
+#![allow(clippy::needless_range_loop)] // index loops over parallel register arrays read best
+
 use std::arch::x86_64::*;
 use std::ops::Range;
 
