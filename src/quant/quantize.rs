@@ -143,8 +143,9 @@ fn choose_asymmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         } else {
             range.0 as f32 - (lo / s).round()
         };
-        // The zero point must fit an i8; a range far from 0 is widened to include 0.
-        let (s, z) = if (-128.0..=127.0).contains(&z) {
+        // The zero point must fit an i8; a range far from 0 is widened to include 0. So is
+        // an empty range (a constant group: s = 0 would dequantize every weight to 0).
+        let (s, z) = if s != 0.0 && (-128.0..=127.0).contains(&z) {
             (s, z as i32)
         } else {
             let (lo0, hi0) = (lo.min(0.0), hi.max(0.0));
