@@ -564,6 +564,43 @@ fn without_search_symmetric_quantization_never_clips() {
 }
 
 #[test]
+fn a_constant_group_keeps_its_value_in_every_format() {
+    let dev = default_device();
+    let (n, k) = (4, 64);
+    let mut w = vec![0.0f32; n * k];
+    for (r, row) in w.chunks_mut(k).enumerate() {
+        row.fill([0.125, -0.3, 7.0, 0.0][r]);
+    }
+    for cfg in all_formats().into_iter().filter(|c| c.granularity != Granularity::PerTensor) {
+        for search in [true, false] {
+            let c = QuantConfig { search, ..cfg };
+            let q = <Cpu as Backend>::quantize(dev, &w, n, k, &c).unwrap();
+            for (i, (&d, &v)) in q.dequantize().iter().zip(&w).enumerate() {
+                assert!((d - v).abs() <= 1e-3 * v.abs(), "{} search={search} weight {i}: {v} → {d}", c.label());
+            }
+        }
+    }
+}
+
+#[test]
+fn tiny_weights_with_f16_scales_are_not_clipped_without_search() {
+    // max|w|/qmax below f16's normal range: rounding it to the nearest f16 subnormal can
+    // shrink it enough to clip max|w|.
+    let dev = default_device();
+    let (n, k) = (8, 64);
+    for std in [1e-7f32, 1e-6, 1e-5] {
+        let w = gaussian(55, n * k, std);
+        for bits in [4u8, 8] {
+            for gran in [Granularity::PerChannel, Granularity::Group(32)] {
+                let c = QuantConfig { search: false, ..cfg(bits, gran, true, ScaleDType::F16) };
+                let q = <Cpu as Backend>::quantize(dev, &w, n, k, &c).unwrap();
+                check_error_bound(&w, &q, true, &format!("{} std {std}", c.label()));
+            }
+        }
+    }
+}
+
+#[test]
 fn quantization_is_the_same_on_every_device_and_thread_count() {
     let (n, k) = (70, 200);
     let w = mixed_weights(31, n, k);

@@ -99,7 +99,13 @@ fn choose_symmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         }
         Ok(())
     };
-    consider(amax / qmax)?;
+    // Rounding max|w|/qmax to f16 can shrink it enough to clip max|w| (or even to 0) when
+    // it falls among f16 subnormals; then the next f16 up keeps the plain scale clip-free.
+    let mut plain = store_scale(amax / qmax, cfg.scale_dtype);
+    if cfg.scale_dtype == ScaleDType::F16 && plain * (qmax + 0.5) < amax {
+        plain = half::f16::from_bits(half::f16::from_f32(plain).to_bits() + 1).to_f32();
+    }
+    consider(plain)?;
     if amax == 0.0 || !cfg.search {
         return Ok(best);
     }
