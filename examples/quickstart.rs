@@ -41,7 +41,11 @@ fn median_time(mut f: impl FnMut()) -> (Duration, usize) {
 }
 
 fn rel_error(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
     (num / den).sqrt()
 }
@@ -97,15 +101,42 @@ fn main() -> Result<()> {
     let formats: Vec<(String, QuantConfig)> = vec![
         ("int8() default".into(), QuantConfig::int8()),
         ("int4() default".into(), QuantConfig::int4()),
-        ("int8 per-channel".into(), b.granularity(Granularity::PerChannel).build()?),
-        ("int4 g128 asym".into(), b.bits(4).group_size(128).symmetric(false).build()?),
-        ("int4 g32 dyn8".into(), b.bits(4).group_size(32).activations(ActivationMode::Dyn8).build()?),
-        ("int8() dyn8".into(), QuantConfig { activations: ActivationMode::Dyn8, ..QuantConfig::int8() }),
+        (
+            "int8 per-channel".into(),
+            b.granularity(Granularity::PerChannel).build()?,
+        ),
+        (
+            "int4 g128 asym".into(),
+            b.bits(4).group_size(128).symmetric(false).build()?,
+        ),
+        (
+            "int4 g32 dyn8".into(),
+            b.bits(4)
+                .group_size(32)
+                .activations(ActivationMode::Dyn8)
+                .build()?,
+        ),
+        (
+            "int8() dyn8".into(),
+            QuantConfig {
+                activations: ActivationMode::Dyn8,
+                ..QuantConfig::int8()
+            },
+        ),
     ];
 
     println!(
         "{:<18} {:>5} {:>10} {:>13} {:>10} {:>10} {:>9} {:>9} {:>7} {:>7}",
-        "format", "bits", "weight MB", "saved", "rel w err", "rel y err", "ms @1", "ms @32", "f32/q@1", "f32/q@32"
+        "format",
+        "bits",
+        "weight MB",
+        "saved",
+        "rel w err",
+        "rel y err",
+        "ms @1",
+        "ms @32",
+        "f32/q@1",
+        "f32/q@32"
     );
     let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
     println!(
@@ -172,16 +203,34 @@ fn main() -> Result<()> {
     println!(
         "\nHeavy-tailed weights ({n}x{k}, std 0.02, 1 in 2000 set to ±(50..300)·0.02), batch 32:"
     );
-    println!("{:<18} {:>6} {:>10} {:>10}", "format", "bits", "rel w err", "rel y err");
+    println!(
+        "{:<18} {:>6} {:>10} {:>10}",
+        "format", "bits", "rel w err", "rel y err"
+    );
     for (label, cfg, emu_label, emu, emu_bits) in [
-        ("int8() default", QuantConfig::int8(), "Q8_0 (emulated)", q8_0_dequant as fn(&[f32], usize) -> Vec<f32>, Q8_0_BITS_PER_WEIGHT),
-        ("int4() default", QuantConfig::int4(), "Q4_0 (emulated)", q4_0_dequant, Q4_0_BITS_PER_WEIGHT),
+        (
+            "int8() default",
+            QuantConfig::int8(),
+            "Q8_0 (emulated)",
+            q8_0_dequant as fn(&[f32], usize) -> Vec<f32>,
+            Q8_0_BITS_PER_WEIGHT,
+        ),
+        (
+            "int4() default",
+            QuantConfig::int4(),
+            "Q4_0 (emulated)",
+            q4_0_dequant,
+            Q4_0_BITS_PER_WEIGHT,
+        ),
     ] {
         let q = QuantizedLinear::from_linear(&ht_linear, &cfg)?;
         let wq = q.weight_quantized();
         let w_err = rel_error(&wq.dequantize(), &wh);
         let y_err = rel_error(&q.forward(&x)?.to_f32_vec(), &y_ref);
-        println!("{label:<18} {:>6.3} {w_err:>10.3e} {y_err:>10.3e}", wq.bits_per_weight());
+        println!(
+            "{label:<18} {:>6.3} {w_err:>10.3e} {y_err:>10.3e}",
+            wq.bits_per_weight()
+        );
         let (ew, ey) = emulated_error(emu(&wh, k))?;
         println!("{emu_label:<18} {emu_bits:>6.3} {ew:>10.3e} {ey:>10.3e}");
     }

@@ -28,7 +28,11 @@ fn devices() -> &'static [CpuDevice] {
     static DEVICES: OnceLock<Vec<CpuDevice>> = OnceLock::new();
     DEVICES.get_or_init(|| {
         vec![
-            CpuDevice::builder().isa(Isa::Scalar).threads(1).build().unwrap(),
+            CpuDevice::builder()
+                .isa(Isa::Scalar)
+                .threads(1)
+                .build()
+                .unwrap(),
             CpuDevice::new().unwrap(),
         ]
     })
@@ -141,7 +145,11 @@ fn dequant_from_layout(q: &QuantizedTensor) -> Vec<f64> {
             let code: i32 = if bits == 8 {
                 row[c] as i8 as i32
             } else {
-                let nib = if c % 2 == 0 { row[c / 2] & 0xF } else { row[c / 2] >> 4 };
+                let nib = if c % 2 == 0 {
+                    row[c / 2] & 0xF
+                } else {
+                    row[c / 2] >> 4
+                };
                 if nib >= 8 {
                     nib as i32 - 16
                 } else {
@@ -153,7 +161,11 @@ fn dequant_from_layout(q: &QuantizedTensor) -> Vec<f64> {
                 _ => r * gpr + c / g,
             };
             let s = q.scales()[si];
-            let z = if q.is_symmetric() { 0 } else { q.zero_points()[si] as i32 };
+            let z = if q.is_symmetric() {
+                0
+            } else {
+                q.zero_points()[si] as i32
+            };
             // The documented rule: `scale · (q − zero)` computed in f32.
             out.push((s * (code - z) as f32) as f64);
         }
@@ -192,7 +204,13 @@ fn all_formats() -> Vec<QuantConfig> {
     v
 }
 
-fn linear_from(w: Vec<f32>, n: usize, k: usize, bias: Option<Vec<f32>>, dev: &CpuDevice) -> Linear<Cpu> {
+fn linear_from(
+    w: Vec<f32>,
+    n: usize,
+    k: usize,
+    bias: Option<Vec<f32>>,
+    dev: &CpuDevice,
+) -> Linear<Cpu> {
     let wt = T::from_f32(w, &[n, k], dev).unwrap();
     let bt = bias.map(|b| T::from_f32(b, &[n], dev).unwrap());
     Linear::from_tensors(wt, bt).unwrap()
@@ -259,8 +277,8 @@ const SHAPES: [(usize, usize, usize); 10] = [
 ];
 
 #[test]
-fn quantized_forward_equals_x_times_dequantized_weight_plus_bias_for_every_format_shape_and_device(
-) {
+fn quantized_forward_equals_x_times_dequantized_weight_plus_bias_for_every_format_shape_and_device()
+{
     for (fi, cfg) in all_formats().into_iter().enumerate() {
         for (si, &(m, k, n)) in SHAPES.iter().enumerate() {
             let seed = (fi * 100 + si) as u64;
@@ -275,7 +293,9 @@ fn quantized_forward_equals_x_times_dequantized_weight_plus_bias_for_every_forma
                 let dq = to_f64(&wq.dequantize());
                 assert_eq!(dq, dequant_from_layout(wq), "{ctx}: dequantize() vs layout");
                 let (want, mag) = matmul_f64(&x, m, k, &dq, n, Some(&b));
-                let y = q.forward(&T::from_f32(x.clone(), &[m, k], dev).unwrap()).unwrap();
+                let y = q
+                    .forward(&T::from_f32(x.clone(), &[m, k], dev).unwrap())
+                    .unwrap();
                 assert_eq!(y.shape(), &[m, n], "{ctx}");
                 assert_eq!(y.dtype(), DType::F32, "{ctx}");
                 assert_matches_reference(&y.to_f32_vec(), &want, &mag, &ctx);
@@ -292,7 +312,14 @@ fn quantized_forward_without_bias_equals_x_times_dequantized_weight() {
             let linear = linear_from(mixed_weights(9, n, k), n, k, None, dev);
             let q = QL::from_linear(&linear, &cfg).unwrap();
             let x = uniform(10, m * k, -2.0, 2.0);
-            let (want, mag) = matmul_f64(&x, m, k, &dequant_from_layout(q.weight_quantized()), n, None);
+            let (want, mag) = matmul_f64(
+                &x,
+                m,
+                k,
+                &dequant_from_layout(q.weight_quantized()),
+                n,
+                None,
+            );
             let y = q.forward(&T::from_f32(x, &[m, k], dev).unwrap()).unwrap();
             assert_matches_reference(&y.to_f32_vec(), &want, &mag, &cfg.label());
         }
@@ -312,7 +339,9 @@ fn quantized_forward_keeps_every_leading_dimension() {
             let mut shape = lead.clone();
             shape.push(k);
             let x = uniform(m as u64, m * k, -1.0, 1.0);
-            let y = q.forward(&T::from_f32(x.clone(), &shape, dev).unwrap()).unwrap();
+            let y = q
+                .forward(&T::from_f32(x.clone(), &shape, dev).unwrap())
+                .unwrap();
             let mut want_shape = lead.clone();
             want_shape.push(n);
             assert_eq!(y.shape(), want_shape.as_slice());
@@ -328,10 +357,19 @@ fn quantized_forward_accepts_a_one_dimensional_input_as_one_row() {
     let linear = Linear::<Cpu>::new_seeded(31, 5, true, DType::F32, dev, 3).unwrap();
     let q = QL::from_linear(&linear, &QuantConfig::int8()).unwrap();
     let x = uniform(4, 31, -1.0, 1.0);
-    let y = q.forward(&T::from_f32(x.clone(), &[31], dev).unwrap()).unwrap();
+    let y = q
+        .forward(&T::from_f32(x.clone(), &[31], dev).unwrap())
+        .unwrap();
     assert_eq!(y.shape(), &[5]);
     let b = linear.bias().unwrap().to_f32_vec();
-    let (want, mag) = matmul_f64(&x, 1, 31, &dequant_from_layout(q.weight_quantized()), 5, Some(&b));
+    let (want, mag) = matmul_f64(
+        &x,
+        1,
+        31,
+        &dequant_from_layout(q.weight_quantized()),
+        5,
+        Some(&b),
+    );
     assert_matches_reference(&y.to_f32_vec(), &want, &mag, "1-D input");
 }
 
@@ -343,7 +381,11 @@ fn dyn8_forward_error_is_within_half_an_activation_step_times_the_weight_mass() 
     for dev in devices() {
         for base in [QuantConfig::int8(), QuantConfig::int4()] {
             for symmetric in [true, false] {
-                let cfg = QuantConfig { activations: ActivationMode::Dyn8, symmetric, ..base };
+                let cfg = QuantConfig {
+                    activations: ActivationMode::Dyn8,
+                    symmetric,
+                    ..base
+                };
                 let b = uniform(12, n, -1.0, 1.0);
                 let linear = linear_from(mixed_weights(11, n, k), n, k, Some(b.clone()), dev);
                 let q = QL::from_linear(&linear, &cfg).unwrap();
@@ -351,14 +393,23 @@ fn dyn8_forward_error_is_within_half_an_activation_step_times_the_weight_mass() 
                 let dq = dequant_from_layout(q.weight_quantized());
                 let x = gaussian(13, m * k, 1.0);
                 let (want, mag) = matmul_f64(&x, m, k, &dq, n, Some(&b));
-                let y = q.forward(&T::from_f32(x.clone(), &[m, k], dev).unwrap()).unwrap();
+                let y = q
+                    .forward(&T::from_f32(x.clone(), &[m, k], dev).unwrap())
+                    .unwrap();
                 for r in 0..m {
-                    let sx = x[r * k..(r + 1) * k].iter().fold(0f64, |a, v| a.max(v.abs() as f64)) / 127.0;
+                    let sx = x[r * k..(r + 1) * k]
+                        .iter()
+                        .fold(0f64, |a, v| a.max(v.abs() as f64))
+                        / 127.0;
                     for c in 0..n {
                         let wmass: f64 = dq[c * k..(c + 1) * k].iter().map(|v| v.abs()).sum();
                         let tol = sx / 2.0 * wmass + 1e-5 * mag[r * n + c] + 1e-6;
                         let err = (y.to_f32_vec()[r * n + c] as f64 - want[r * n + c]).abs();
-                        assert!(err <= tol, "{} sym={symmetric} ({r},{c}): err {err} > {tol}", cfg.label());
+                        assert!(
+                            err <= tol,
+                            "{} sym={symmetric} ({r},{c}): err {err} > {tol}",
+                            cfg.label()
+                        );
                     }
                 }
             }
@@ -380,7 +431,9 @@ fn f16_and_bf16_inputs_give_outputs_of_the_same_dtype_matching_the_f32_path() {
         let q = QL::from_linear(&linear, &cfg).unwrap();
         for (dtype, rel) in [(DType::F16, 2f64.powi(-11)), (DType::BF16, 2f64.powi(-8))] {
             let xh = match dtype {
-                DType::F16 => T::from_f16(x.iter().map(|&v| f16::from_f32(v)).collect(), &[m, k], dev),
+                DType::F16 => {
+                    T::from_f16(x.iter().map(|&v| f16::from_f32(v)).collect(), &[m, k], dev)
+                }
                 _ => T::from_bf16(x.iter().map(|&v| bf16::from_f32(v)).collect(), &[m, k], dev),
             }
             .unwrap();
@@ -411,14 +464,23 @@ fn linear_forward_equals_x_times_weight_transposed_plus_bias() {
     for dev in devices() {
         for &(m, k, n) in &SHAPES {
             for bias in [true, false] {
-                let linear = Linear::<Cpu>::new_seeded(k, n, bias, DType::F32, dev, (m * k + n) as u64).unwrap();
+                let linear =
+                    Linear::<Cpu>::new_seeded(k, n, bias, DType::F32, dev, (m * k + n) as u64)
+                        .unwrap();
                 let w = to_f64(&linear.weight().to_f32_vec());
                 let b = linear.bias().map(|b| b.to_f32_vec());
                 let x = uniform(5, m * k, -1.0, 1.0);
                 let (want, mag) = matmul_f64(&x, m, k, &w, n, b.as_deref());
-                let y = linear.forward(&T::from_f32(x, &[m, k], dev).unwrap()).unwrap();
+                let y = linear
+                    .forward(&T::from_f32(x, &[m, k], dev).unwrap())
+                    .unwrap();
                 assert_eq!(y.shape(), &[m, n]);
-                assert_matches_reference(&y.to_f32_vec(), &want, &mag, &format!("Linear {m}x{k}x{n}"));
+                assert_matches_reference(
+                    &y.to_f32_vec(),
+                    &want,
+                    &mag,
+                    &format!("Linear {m}x{k}x{n}"),
+                );
             }
         }
     }
@@ -440,7 +502,10 @@ fn linear_new_initialises_weight_and_bias_uniformly_within_one_over_sqrt_in() {
     // Spread over the whole interval, not a corner of it.
     let max = w.iter().fold(f32::MIN, |a, &v| a.max(v));
     let min = w.iter().fold(f32::MAX, |a, &v| a.min(v));
-    assert!(max > 0.95 * bound && min < -0.95 * bound, "range [{min}, {max}] vs ±{bound}");
+    assert!(
+        max > 0.95 * bound && min < -0.95 * bound,
+        "range [{min}, {max}] vs ±{bound}"
+    );
     let mean = w.iter().map(|&v| v as f64).sum::<f64>() / w.len() as f64;
     assert!(mean.abs() < 0.05 * bound as f64, "mean {mean}");
 }
@@ -452,9 +517,15 @@ fn linear_new_seeded_is_reproducible_and_seed_dependent() {
     let b = Linear::<Cpu>::new_seeded(64, 16, true, DType::F32, dev, 42).unwrap();
     let c = Linear::<Cpu>::new_seeded(64, 16, true, DType::F32, dev, 43).unwrap();
     assert_eq!(a.weight().to_f32_vec(), b.weight().to_f32_vec());
-    assert_eq!(a.bias().unwrap().to_f32_vec(), b.bias().unwrap().to_f32_vec());
+    assert_eq!(
+        a.bias().unwrap().to_f32_vec(),
+        b.bias().unwrap().to_f32_vec()
+    );
     assert_ne!(a.weight().to_f32_vec(), c.weight().to_f32_vec());
-    assert_ne!(a.bias().unwrap().to_f32_vec(), c.bias().unwrap().to_f32_vec());
+    assert_ne!(
+        a.bias().unwrap().to_f32_vec(),
+        c.bias().unwrap().to_f32_vec()
+    );
 }
 
 #[test]
@@ -477,7 +548,10 @@ fn linear_from_tensors_keeps_the_given_weight_and_bias() {
     // And a layer rebuilt from its own tensors computes the same function.
     let again = Linear::from_tensors(linear.weight().clone(), linear.bias().cloned()).unwrap();
     let x = T::from_f32(uniform(3, 4 * 5, -1.0, 1.0), &[4, 5], dev).unwrap();
-    assert_eq!(linear.forward(&x).unwrap().to_f32_vec(), again.forward(&x).unwrap().to_f32_vec());
+    assert_eq!(
+        linear.forward(&x).unwrap().to_f32_vec(),
+        again.forward(&x).unwrap().to_f32_vec()
+    );
 }
 
 #[test]
@@ -491,7 +565,9 @@ fn linear_with_half_precision_weights_computes_with_the_stored_values() {
         let b = linear.bias().unwrap().to_f32_vec();
         let x = uniform(78, m * k, -1.0, 1.0);
         let (want, mag) = matmul_f64(&x, m, k, &w, n, Some(&b));
-        let y = linear.forward(&T::from_f32(x, &[m, k], dev).unwrap()).unwrap();
+        let y = linear
+            .forward(&T::from_f32(x, &[m, k], dev).unwrap())
+            .unwrap();
         assert_matches_reference(&y.to_f32_vec(), &want, &mag, dtype.name());
     }
 }
@@ -543,7 +619,10 @@ fn every_dequantized_weight_is_within_half_a_scale_or_clipped_to_an_end_code() {
     let dev = default_device();
     let (n, k) = (36, 97);
     for (i, cfg) in all_formats().into_iter().enumerate() {
-        for w in [mixed_weights(i as u64, n, k), heavy_tailed(i as u64 + 500, n * k)] {
+        for w in [
+            mixed_weights(i as u64, n, k),
+            heavy_tailed(i as u64 + 500, n * k),
+        ] {
             let q = <Cpu as Backend>::quantize(dev, &w, n, k, &cfg).unwrap();
             check_error_bound(&w, &q, false, &cfg.label());
         }
@@ -555,8 +634,14 @@ fn without_search_symmetric_quantization_never_clips() {
     let dev = default_device();
     let (n, k) = (36, 97);
     for (i, base) in all_formats().into_iter().enumerate() {
-        let cfg = QuantConfig { search: false, ..base };
-        for w in [mixed_weights(i as u64, n, k), heavy_tailed(i as u64 + 500, n * k)] {
+        let cfg = QuantConfig {
+            search: false,
+            ..base
+        };
+        for w in [
+            mixed_weights(i as u64, n, k),
+            heavy_tailed(i as u64 + 500, n * k),
+        ] {
             let q = <Cpu as Backend>::quantize(dev, &w, n, k, &cfg).unwrap();
             check_error_bound(&w, &q, cfg.symmetric, &format!("{} no search", cfg.label()));
         }
@@ -571,12 +656,19 @@ fn a_constant_group_keeps_its_value_in_every_format() {
     for (r, row) in w.chunks_mut(k).enumerate() {
         row.fill([0.125, -0.3, 7.0, 0.0][r]);
     }
-    for cfg in all_formats().into_iter().filter(|c| c.granularity != Granularity::PerTensor) {
+    for cfg in all_formats()
+        .into_iter()
+        .filter(|c| c.granularity != Granularity::PerTensor)
+    {
         for search in [true, false] {
             let c = QuantConfig { search, ..cfg };
             let q = <Cpu as Backend>::quantize(dev, &w, n, k, &c).unwrap();
             for (i, (&d, &v)) in q.dequantize().iter().zip(&w).enumerate() {
-                assert!((d - v).abs() <= 1e-3 * v.abs(), "{} search={search} weight {i}: {v} → {d}", c.label());
+                assert!(
+                    (d - v).abs() <= 1e-3 * v.abs(),
+                    "{} search={search} weight {i}: {v} → {d}",
+                    c.label()
+                );
             }
         }
     }
@@ -592,7 +684,10 @@ fn tiny_weights_with_f16_scales_are_not_clipped_without_search() {
         let w = gaussian(55, n * k, std);
         for bits in [4u8, 8] {
             for gran in [Granularity::PerChannel, Granularity::Group(32)] {
-                let c = QuantConfig { search: false, ..cfg(bits, gran, true, ScaleDType::F16) };
+                let c = QuantConfig {
+                    search: false,
+                    ..cfg(bits, gran, true, ScaleDType::F16)
+                };
                 let q = <Cpu as Backend>::quantize(dev, &w, n, k, &c).unwrap();
                 check_error_bound(&w, &q, true, &format!("{} std {std}", c.label()));
             }
@@ -604,11 +699,18 @@ fn tiny_weights_with_f16_scales_are_not_clipped_without_search() {
 fn quantization_is_the_same_on_every_device_and_thread_count() {
     let (n, k) = (70, 200);
     let w = mixed_weights(31, n, k);
-    for cfg in [QuantConfig::int8(), QuantConfig::int4(), cfg(4, Granularity::Group(64), false, ScaleDType::F32)] {
+    for cfg in [
+        QuantConfig::int8(),
+        QuantConfig::int4(),
+        cfg(4, Granularity::Group(64), false, ScaleDType::F32),
+    ] {
         let reference = <Cpu as Backend>::quantize(&devices()[0], &w, n, k, &cfg).unwrap();
         for threads in [2, 3, 8] {
             let dev = CpuDevice::with_threads(threads).unwrap();
-            assert_eq!(<Cpu as Backend>::quantize(&dev, &w, n, k, &cfg).unwrap(), reference);
+            assert_eq!(
+                <Cpu as Backend>::quantize(&dev, &w, n, k, &cfg).unwrap(),
+                reference
+            );
         }
     }
 }
@@ -617,7 +719,10 @@ fn quantization_is_the_same_on_every_device_and_thread_count() {
 fn f16_scales_are_exactly_representable_in_f16() {
     let dev = default_device();
     let (n, k) = (20, 100);
-    for cfg in all_formats().into_iter().filter(|c| c.scale_dtype == ScaleDType::F16) {
+    for cfg in all_formats()
+        .into_iter()
+        .filter(|c| c.scale_dtype == ScaleDType::F16)
+    {
         let q = <Cpu as Backend>::quantize(dev, &mixed_weights(4, n, k), n, k, &cfg).unwrap();
         for &s in q.scales() {
             assert_eq!(f16::from_f32(s).to_f32(), s, "{}", cfg.label());
@@ -634,7 +739,10 @@ fn from_parts_decodes_hand_made_int4_nibbles_and_dequantizes_them() {
     let q = QuantizedTensor::from_parts(sym_i4_parts()).unwrap();
     assert_eq!(q.shape(), [2, 3]);
     assert_eq!(q.row_bytes(), 2);
-    let codes: Vec<i8> = (0..2).flat_map(|r| (0..3).map(move |c| (r, c))).map(|(r, c)| q.code(r, c)).collect();
+    let codes: Vec<i8> = (0..2)
+        .flat_map(|r| (0..3).map(move |c| (r, c)))
+        .map(|(r, c)| q.code(r, c))
+        .collect();
     assert_eq!(codes, vec![1, -2, 7, -8, 0, 3]);
     assert_eq!(q.scale_and_zero(0, 2), (0.5, 1));
     assert_eq!(q.scale_and_zero(1, 0), (-0.25, -2));
@@ -664,7 +772,13 @@ fn from_parts_decodes_hand_made_int8_codes_with_groups() {
     let want: Vec<f32> = codes
         .iter()
         .enumerate()
-        .map(|(i, &c)| if i < 32 { 0.1 * c as f32 } else { 2.0 * c as f32 })
+        .map(|(i, &c)| {
+            if i < 32 {
+                0.1 * c as f32
+            } else {
+                2.0 * c as f32
+            }
+        })
         .collect();
     assert_eq!(q.dequantize(), want);
 }
@@ -676,7 +790,9 @@ fn a_layer_built_with_try_new_gives_back_exactly_the_tensor_it_was_given() {
         let layer = QL::try_new(q.clone(), None, dev.clone()).unwrap();
         assert_eq!(layer.weight_quantized(), &q);
         let x = vec![1.0f32, 2.0, 4.0];
-        let y = layer.forward(&T::from_f32(x, &[1, 3], dev).unwrap()).unwrap();
+        let y = layer
+            .forward(&T::from_f32(x, &[1, 3], dev).unwrap())
+            .unwrap();
         // Row 0: 0·1 − 1.5·2 + 3·4 = 9; row 1: 1.5·1 − 0.5·2 − 1.25·4 = −4.5.
         assert_eq!(y.to_f32_vec(), vec![9.0, -4.5]);
     }
@@ -687,12 +803,18 @@ fn pack_and_unpack_round_trip_random_codes_in_every_format() {
     let dev = default_device();
     let mut rng = SplitMix64::new(99);
     for bits in [4u8, 8] {
-        for gran in [Granularity::PerTensor, Granularity::PerChannel, Granularity::Group(32), Granularity::Group(128)] {
+        for gran in [
+            Granularity::PerTensor,
+            Granularity::PerChannel,
+            Granularity::Group(32),
+            Granularity::Group(128),
+        ] {
             for symmetric in [true, false] {
                 for scale_dtype in [ScaleDType::F16, ScaleDType::F32] {
                     for (n, k) in [(1usize, 1usize), (17, 33), (33, 31), (5, 2100)] {
                         let row_bytes = if bits == 8 { k } else { k.div_ceil(2) };
-                        let mut data: Vec<u8> = (0..n * row_bytes).map(|_| rng.next_u64() as u8).collect();
+                        let mut data: Vec<u8> =
+                            (0..n * row_bytes).map(|_| rng.next_u64() as u8).collect();
                         if bits == 4 && k % 2 == 1 {
                             for r in 0..n {
                                 data[r * row_bytes + row_bytes - 1] &= 0x0F;
@@ -723,7 +845,11 @@ fn pack_and_unpack_round_trip_random_codes_in_every_format() {
                         })
                         .unwrap();
                         let layer = QL::try_new(q.clone(), None, dev.clone()).unwrap();
-                        assert_eq!(layer.weight_quantized(), &q, "{bits} bits {gran:?} sym={symmetric} {n}x{k}");
+                        assert_eq!(
+                            layer.weight_quantized(),
+                            &q,
+                            "{bits} bits {gran:?} sym={symmetric} {n}x{k}"
+                        );
                     }
                 }
             }
@@ -738,10 +864,16 @@ fn from_linear_reports_the_configured_format() {
     let c = cfg(4, Granularity::Group(64), false, ScaleDType::F32);
     let q = QL::from_linear(&linear, &c).unwrap();
     let wq = q.weight_quantized();
-    assert_eq!((wq.bits(), wq.granularity(), wq.scale_dtype()), (4, Granularity::Group(64), ScaleDType::F32));
+    assert_eq!(
+        (wq.bits(), wq.granularity(), wq.scale_dtype()),
+        (4, Granularity::Group(64), ScaleDType::F32)
+    );
     assert!(!wq.is_symmetric());
     assert_eq!(wq.zero_points().len(), 10 * 2);
-    assert_eq!((q.bits(), q.granularity(), q.is_symmetric()), (4, Granularity::Group(64), false));
+    assert_eq!(
+        (q.bits(), q.granularity(), q.is_symmetric()),
+        (4, Granularity::Group(64), false)
+    );
     assert_eq!((q.in_features, q.out_features), (100, 10));
     assert_eq!(q.weight_bytes(), wq.size_in_bytes());
 }
@@ -762,7 +894,10 @@ fn quantized_linear_parameters_are_the_bias_only() {
     assert_eq!(p[0].to_f32_vec(), linear.bias().unwrap().to_f32_vec());
 
     let no_bias = Linear::<Cpu>::new_seeded(20, 7, false, DType::F32, dev, 1).unwrap();
-    assert!(QL::from_linear(&no_bias, &QuantConfig::int8()).unwrap().parameters().is_empty());
+    assert!(QL::from_linear(&no_bias, &QuantConfig::int8())
+        .unwrap()
+        .parameters()
+        .is_empty());
 }
 
 #[test]
@@ -787,7 +922,9 @@ fn modules_start_in_training_mode_and_switch_through_a_shared_reference() {
     for m in modules {
         assert!(m.is_training());
         let shared = Arc::clone(&m);
-        std::thread::spawn(move || shared.set_training(false)).join().unwrap();
+        std::thread::spawn(move || shared.set_training(false))
+            .join()
+            .unwrap();
         assert!(!m.is_training());
         m.set_training(true);
         assert!(m.is_training());
@@ -840,7 +977,10 @@ fn savings(k: usize, n: usize, cfg: &QuantConfig) -> (usize, usize) {
     let dev = default_device();
     let linear = Linear::<Cpu>::new_seeded(k, n, false, DType::F32, dev, 5).unwrap();
     let q = QL::from_linear(&linear, cfg).unwrap();
-    (q.memory_savings_bytes(), q.weight_quantized().size_in_bytes())
+    (
+        q.memory_savings_bytes(),
+        q.weight_quantized().size_in_bytes(),
+    )
 }
 
 #[test]
@@ -923,11 +1063,23 @@ fn a_bias_of_the_wrong_shape_is_rejected_naming_expected_and_got() {
     let dev = default_device();
     let w = T::from_f32(vec![0.5; 12], &[3, 4], dev).unwrap();
     let bad = T::from_f32(vec![0.0; 4], &[4], dev).unwrap();
-    assert_err(Linear::from_tensors(w.clone(), Some(bad.clone())), "ShapeMismatch", &["[3]", "[4]"]);
+    assert_err(
+        Linear::from_tensors(w.clone(), Some(bad.clone())),
+        "ShapeMismatch",
+        &["[3]", "[4]"],
+    );
     let q = QuantizedTensor::from_parts(sym_i4_parts()).unwrap();
-    assert_err(QL::try_new(q.clone(), Some(bad), dev.clone()), "ShapeMismatch", &["[2]", "[4]"]);
+    assert_err(
+        QL::try_new(q.clone(), Some(bad), dev.clone()),
+        "ShapeMismatch",
+        &["[2]", "[4]"],
+    );
     let rank2 = T::from_f32(vec![0.0; 2], &[1, 2], dev).unwrap();
-    assert_err(QL::try_new(q, Some(rank2), dev.clone()), "ShapeMismatch", &["[2]", "[1, 2]"]);
+    assert_err(
+        QL::try_new(q, Some(rank2), dev.clone()),
+        "ShapeMismatch",
+        &["[2]", "[1, 2]"],
+    );
 }
 
 #[test]
@@ -963,23 +1115,60 @@ fn a_nan_bias_is_rejected_as_non_finite() {
     let dev = default_device();
     let w = T::from_f32(vec![0.5; 6], &[2, 3], dev).unwrap();
     let nan = T::from_f32(vec![0.0, f32::NAN], &[2], dev).unwrap();
-    assert_err(Linear::from_tensors(w, Some(nan.clone())), "NonFinite", &["bias", "NaN"]);
+    assert_err(
+        Linear::from_tensors(w, Some(nan.clone())),
+        "NonFinite",
+        &["bias", "NaN"],
+    );
     let q = QuantizedTensor::from_parts(sym_i4_parts()).unwrap();
-    let e = assert_err(QL::try_new(q, Some(nan), dev.clone()), "NonFinite", &["bias"]);
+    let e = assert_err(
+        QL::try_new(q, Some(nan), dev.clone()),
+        "NonFinite",
+        &["bias"],
+    );
     assert!(matches!(e, Error::NonFinite { index: 1, .. }), "{e:?}");
 }
 
 #[test]
 fn zero_sized_dimensions_are_rejected() {
     let dev = default_device();
-    assert_err(Linear::<Cpu>::new(0, 4, true, DType::F32, dev), "InvalidArgument", &["in_features=0"]);
-    assert_err(Linear::<Cpu>::new(4, 0, true, DType::F32, dev), "InvalidArgument", &["out_features=0"]);
+    assert_err(
+        Linear::<Cpu>::new(0, 4, true, DType::F32, dev),
+        "InvalidArgument",
+        &["in_features=0"],
+    );
+    assert_err(
+        Linear::<Cpu>::new(4, 0, true, DType::F32, dev),
+        "InvalidArgument",
+        &["out_features=0"],
+    );
     let w = T::from_f32(vec![], &[0, 3], dev).unwrap();
-    assert_err(Linear::from_tensors(w, None), "InvalidArgument", &["[0, 3]"]);
-    let parts = QuantizedParts { out_features: 0, data: vec![], scales: vec![], zero_points: vec![], ..sym_i4_parts() };
-    assert_err(QuantizedTensor::from_parts(parts), "InvalidArgument", &["[0, 3]"]);
-    let parts = QuantizedParts { in_features: 0, ..sym_i4_parts() };
-    assert_err(QuantizedTensor::from_parts(parts), "InvalidArgument", &["[2, 0]"]);
+    assert_err(
+        Linear::from_tensors(w, None),
+        "InvalidArgument",
+        &["[0, 3]"],
+    );
+    let parts = QuantizedParts {
+        out_features: 0,
+        data: vec![],
+        scales: vec![],
+        zero_points: vec![],
+        ..sym_i4_parts()
+    };
+    assert_err(
+        QuantizedTensor::from_parts(parts),
+        "InvalidArgument",
+        &["[0, 3]"],
+    );
+    let parts = QuantizedParts {
+        in_features: 0,
+        ..sym_i4_parts()
+    };
+    assert_err(
+        QuantizedTensor::from_parts(parts),
+        "InvalidArgument",
+        &["[2, 0]"],
+    );
 }
 
 #[test]
@@ -988,11 +1177,29 @@ fn unsupported_bit_widths_are_rejected() {
     let linear = Linear::<Cpu>::new_seeded(64, 4, false, DType::F32, dev, 1).unwrap();
     for bits in [0u8, 1, 2, 3, 5, 16] {
         let b = bits.to_string();
-        assert_err(QuantConfig::builder().bits(bits).build(), "InvalidArgument", &["4 or 8", &b]);
-        let c = QuantConfig { bits, ..QuantConfig::int8() };
-        assert_err(QL::from_linear(&linear, &c), "InvalidArgument", &["4 or 8", &b]);
-        let parts = QuantizedParts { bits, ..sym_i4_parts() };
-        assert_err(QuantizedTensor::from_parts(parts), "InvalidArgument", &["4 or 8", &b]);
+        assert_err(
+            QuantConfig::builder().bits(bits).build(),
+            "InvalidArgument",
+            &["4 or 8", &b],
+        );
+        let c = QuantConfig {
+            bits,
+            ..QuantConfig::int8()
+        };
+        assert_err(
+            QL::from_linear(&linear, &c),
+            "InvalidArgument",
+            &["4 or 8", &b],
+        );
+        let parts = QuantizedParts {
+            bits,
+            ..sym_i4_parts()
+        };
+        assert_err(
+            QuantizedTensor::from_parts(parts),
+            "InvalidArgument",
+            &["4 or 8", &b],
+        );
     }
 }
 
@@ -1002,11 +1209,29 @@ fn unsupported_group_sizes_are_rejected() {
     let linear = Linear::<Cpu>::new_seeded(64, 4, false, DType::F32, dev, 1).unwrap();
     for g in [0usize, 1, 16, 48, 96, 2048] {
         let gs = g.to_string();
-        assert_err(QuantConfig::builder().group_size(g).build(), "InvalidArgument", &["group size", &gs]);
-        let c = QuantConfig { granularity: Granularity::Group(g), ..QuantConfig::int4() };
-        assert_err(QL::from_linear(&linear, &c), "InvalidArgument", &["group size", &gs]);
-        let parts = QuantizedParts { granularity: Granularity::Group(g), ..sym_i4_parts() };
-        assert_err(QuantizedTensor::from_parts(parts), "InvalidArgument", &["group size", &gs]);
+        assert_err(
+            QuantConfig::builder().group_size(g).build(),
+            "InvalidArgument",
+            &["group size", &gs],
+        );
+        let c = QuantConfig {
+            granularity: Granularity::Group(g),
+            ..QuantConfig::int4()
+        };
+        assert_err(
+            QL::from_linear(&linear, &c),
+            "InvalidArgument",
+            &["group size", &gs],
+        );
+        let parts = QuantizedParts {
+            granularity: Granularity::Group(g),
+            ..sym_i4_parts()
+        };
+        assert_err(
+            QuantizedTensor::from_parts(parts),
+            "InvalidArgument",
+            &["group size", &gs],
+        );
     }
     for g in [32usize, 64, 128, 256, 512, 1024] {
         QuantConfig::builder().group_size(g).build().unwrap();
@@ -1019,13 +1244,25 @@ fn nan_and_infinite_weights_are_rejected_at_quantization_time() {
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut w = uniform(1, 4 * 40, -1.0, 1.0);
         w[77] = bad;
-        for c in [QuantConfig::int8(), QuantConfig::int4(), cfg(8, Granularity::PerTensor, false, ScaleDType::F32)] {
-            let e = assert_err(<Cpu as Backend>::quantize(dev, &w, 4, 40, &c), "NonFinite", &["weights", "77"]);
+        for c in [
+            QuantConfig::int8(),
+            QuantConfig::int4(),
+            cfg(8, Granularity::PerTensor, false, ScaleDType::F32),
+        ] {
+            let e = assert_err(
+                <Cpu as Backend>::quantize(dev, &w, 4, 40, &c),
+                "NonFinite",
+                &["weights", "77"],
+            );
             assert!(matches!(e, Error::NonFinite { index: 77, .. }), "{e:?}");
         }
         // A Linear cannot even hold such a weight, so from_linear never sees one.
         let wt = T::from_f32(w, &[4, 40], dev).unwrap();
-        assert_err(Linear::from_tensors(wt, None), "NonFinite", &["weights", "77"]);
+        assert_err(
+            Linear::from_tensors(wt, None),
+            "NonFinite",
+            &["weights", "77"],
+        );
     }
 }
 
@@ -1034,8 +1271,15 @@ fn weights_too_large_for_f16_scales_are_rejected_with_advice() {
     let dev = default_device();
     let w = vec![1.0e7f32; 64];
     let c = QuantConfig::int8();
-    assert_err(<Cpu as Backend>::quantize(dev, &w, 2, 32, &c), "InvalidArgument", &["f32 scales"]);
-    let c32 = QuantConfig { scale_dtype: ScaleDType::F32, ..c };
+    assert_err(
+        <Cpu as Backend>::quantize(dev, &w, 2, 32, &c),
+        "InvalidArgument",
+        &["f32 scales"],
+    );
+    let c32 = QuantConfig {
+        scale_dtype: ScaleDType::F32,
+        ..c
+    };
     let q = <Cpu as Backend>::quantize(dev, &w, 2, 32, &c32).unwrap();
     check_error_bound(&w, &q, false, "1e7 with f32 scales");
 }
@@ -1044,33 +1288,51 @@ fn weights_too_large_for_f16_scales_are_rejected_with_advice() {
 fn from_parts_rejects_wrong_lengths_naming_expected_and_got() {
     let p = sym_i4_parts();
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { data: vec![0; 5], ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            data: vec![0; 5],
+            ..p.clone()
+        }),
         "ShapeMismatch",
         &["4 bytes", "5 bytes"],
     );
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { data: vec![0; 3], ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            data: vec![0; 3],
+            ..p.clone()
+        }),
         "ShapeMismatch",
         &["4 bytes", "3 bytes"],
     );
     // int8 rows are K bytes.
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { bits: 8, ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            bits: 8,
+            ..p.clone()
+        }),
         "ShapeMismatch",
         &["6 bytes", "4 bytes"],
     );
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { scales: vec![1.0], ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            scales: vec![1.0],
+            ..p.clone()
+        }),
         "ShapeMismatch",
         &["2 scales", "got 1"],
     );
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { zero_points: vec![0; 3], ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            zero_points: vec![0; 3],
+            ..p.clone()
+        }),
         "ShapeMismatch",
         &["0 (symmetric) or 2", "got 3"],
     );
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { granularity: Granularity::PerTensor, ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            granularity: Granularity::PerTensor,
+            ..p.clone()
+        }),
         "ShapeMismatch",
         &["1 scales", "got 2"],
     );
@@ -1080,32 +1342,55 @@ fn from_parts_rejects_wrong_lengths_naming_expected_and_got() {
 fn from_parts_rejects_an_f16_scale_that_f16_cannot_hold() {
     let p = sym_i4_parts();
     assert_err(
-        QuantizedTensor::from_parts(QuantizedParts { scales: vec![0.5, 0.1], ..p.clone() }),
+        QuantizedTensor::from_parts(QuantizedParts {
+            scales: vec![0.5, 0.1],
+            ..p.clone()
+        }),
         "InvalidArgument",
         &["scale 1", "f16"],
     );
     // The same value is fine as an f32 scale.
-    QuantizedTensor::from_parts(QuantizedParts { scales: vec![0.5, 0.1], scale_dtype: ScaleDType::F32, ..p }).unwrap();
+    QuantizedTensor::from_parts(QuantizedParts {
+        scales: vec![0.5, 0.1],
+        scale_dtype: ScaleDType::F32,
+        ..p
+    })
+    .unwrap();
 }
 
 #[test]
 fn from_parts_rejects_non_finite_scales() {
     let p = sym_i4_parts();
     for bad in [f32::NAN, f32::INFINITY] {
-        let parts = QuantizedParts { scales: vec![0.5, bad], scale_dtype: ScaleDType::F32, ..p.clone() };
+        let parts = QuantizedParts {
+            scales: vec![0.5, bad],
+            scale_dtype: ScaleDType::F32,
+            ..p.clone()
+        };
         assert_err(QuantizedTensor::from_parts(parts), "NonFinite", &["scales"]);
     }
 }
 
 #[test]
 fn from_parts_rejects_a_used_padding_nibble() {
-    let parts = QuantizedParts { data: vec![0xE1, 0x17, 0x08, 0x03], ..sym_i4_parts() };
-    assert_err(QuantizedTensor::from_parts(parts), "InvalidArgument", &["high nibble"]);
+    let parts = QuantizedParts {
+        data: vec![0xE1, 0x17, 0x08, 0x03],
+        ..sym_i4_parts()
+    };
+    assert_err(
+        QuantizedTensor::from_parts(parts),
+        "InvalidArgument",
+        &["high nibble"],
+    );
 }
 
 #[test]
 fn a_device_rejects_zero_threads() {
-    assert_err(CpuDevice::with_threads(0), "InvalidArgument", &["at least 1", "0"]);
+    assert_err(
+        CpuDevice::with_threads(0),
+        "InvalidArgument",
+        &["at least 1", "0"],
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1126,7 +1411,10 @@ fn eight_threads_sharing_one_layer_get_the_single_thread_result_bit_for_bit() {
         .iter()
         .map(|&m| T::from_f32(uniform(m as u64, m * k, -1.0, 1.0), &[m, k], dev).unwrap())
         .collect();
-    let expected: Vec<Vec<u32>> = inputs.iter().map(|x| bits_of(&layer.forward(x).unwrap())).collect();
+    let expected: Vec<Vec<u32>> = inputs
+        .iter()
+        .map(|x| bits_of(&layer.forward(x).unwrap()))
+        .collect();
     std::thread::scope(|s| {
         for t in 0..8 {
             let (layer, inputs, expected) = (Arc::clone(&layer), &inputs, &expected);
@@ -1146,12 +1434,21 @@ fn eight_threads_sharing_one_layer_get_the_single_thread_result_bit_for_bit() {
 #[test]
 fn every_thread_count_gives_bit_identical_outputs() {
     let (k, n) = (257, 300);
-    let devs: Vec<CpuDevice> = [1, 2, 3, 8].iter().map(|&t| CpuDevice::with_threads(t).unwrap()).collect();
+    let devs: Vec<CpuDevice> = [1, 2, 3, 8]
+        .iter()
+        .map(|&t| CpuDevice::with_threads(t).unwrap())
+        .collect();
     let linear = Linear::<Cpu>::new_seeded(k, n, true, DType::F32, &devs[0], 9).unwrap();
-    let dyn8 = QuantConfig { activations: ActivationMode::Dyn8, ..QuantConfig::int8() };
+    let dyn8 = QuantConfig {
+        activations: ActivationMode::Dyn8,
+        ..QuantConfig::int8()
+    };
     let asym = cfg(4, Granularity::Group(64), false, ScaleDType::F32);
     for c in [QuantConfig::int8(), QuantConfig::int4(), dyn8, asym] {
-        let layers: Vec<QL> = devs.iter().map(|d| QL::from_linear_on(&linear, &c, d).unwrap()).collect();
+        let layers: Vec<QL> = devs
+            .iter()
+            .map(|d| QL::from_linear_on(&linear, &c, d).unwrap())
+            .collect();
         let f32_layers: Vec<Linear<Cpu>> = devs
             .iter()
             .map(|d| {
@@ -1164,7 +1461,10 @@ fn every_thread_count_gives_bit_identical_outputs() {
             let x = uniform(m as u64 + 100, m * k, -1.0, 1.0);
             let run = |i: usize| {
                 let xt = T::from_f32(x.clone(), &[m, k], &devs[i]).unwrap();
-                (bits_of(&layers[i].forward(&xt).unwrap()), bits_of(&f32_layers[i].forward(&xt).unwrap()))
+                (
+                    bits_of(&layers[i].forward(&xt).unwrap()),
+                    bits_of(&f32_layers[i].forward(&xt).unwrap()),
+                )
             };
             let first = run(0);
             for (i, d) in devs.iter().enumerate().skip(1) {
@@ -1186,16 +1486,30 @@ fn rel_error(got: &[f64], want: &[f64]) -> f64 {
 }
 
 /// Relative output errors `(library default, emulated ggml format)` for weights `w`.
-fn output_errors(w: &[f32], n: usize, k: usize, cfg: &QuantConfig, emulate: fn(&[f32], usize) -> Vec<f32>) -> (f64, f64, f64) {
+fn output_errors(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    cfg: &QuantConfig,
+    emulate: fn(&[f32], usize) -> Vec<f32>,
+) -> (f64, f64, f64) {
     let dev = default_device();
     let m = 16;
     let x = gaussian(1234, m * k, 1.0);
     let (exact, _) = matmul_f64(&x, m, k, &to_f64(w), n, None);
     let linear = linear_from(w.to_vec(), n, k, None, dev);
     let q = QL::from_linear(&linear, cfg).unwrap();
-    let y = to_f64(&q.forward(&T::from_f32(x.clone(), &[m, k], dev).unwrap()).unwrap().to_f32_vec());
+    let y = to_f64(
+        &q.forward(&T::from_f32(x.clone(), &[m, k], dev).unwrap())
+            .unwrap()
+            .to_f32_vec(),
+    );
     let (emu, _) = matmul_f64(&x, m, k, &to_f64(&emulate(w, k)), n, None);
-    (rel_error(&y, &exact), rel_error(&emu, &exact), q.weight_quantized().bits_per_weight())
+    (
+        rel_error(&y, &exact),
+        rel_error(&emu, &exact),
+        q.weight_quantized().bits_per_weight(),
+    )
 }
 
 const ACC_N: usize = 256;
@@ -1236,7 +1550,10 @@ fn int4_default_is_at_least_as_accurate_as_q4_0_on_heavy_tailed_weights() {
 #[test]
 fn the_emulated_formats_are_sane() {
     // Q8_0 of one block: d = 127/127 = 1, codes exact.
-    let w: Vec<f32> = (0..32).map(|i| i as f32 * 4.0 - 64.0).map(|v| v.clamp(-127.0, 127.0)).collect();
+    let w: Vec<f32> = (0..32)
+        .map(|i| i as f32 * 4.0 - 64.0)
+        .map(|v| v.clamp(-127.0, 127.0))
+        .collect();
     let mut w8 = w.clone();
     w8[0] = 127.0;
     assert_eq!(q8_0_dequant(&w8, 32), w8);

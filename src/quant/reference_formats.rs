@@ -21,7 +21,11 @@ pub const Q8_0_BITS_PER_WEIGHT: f64 = 8.5;
 pub const Q4_0_BITS_PER_WEIGHT: f64 = 4.5;
 
 fn blockwise(w: &[f32], k: usize, mut block: impl FnMut(&[f32], &mut Vec<f32>)) -> Vec<f32> {
-    assert!(k > 0 && w.len() % k == 0, "{} weights are not rows of {k}", w.len());
+    assert!(
+        k > 0 && w.len() % k == 0,
+        "{} weights are not rows of {k}",
+        w.len()
+    );
     let mut out = Vec::with_capacity(w.len());
     for row in w.chunks(k) {
         for b in row.chunks(BLOCK) {
@@ -37,7 +41,11 @@ pub fn q8_0_dequant(w: &[f32], k: usize) -> Vec<f32> {
         let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = f16::from_f32(amax / 127.0).to_f32();
         for &v in b {
-            let q = if d == 0.0 { 0.0 } else { (v / d).round().clamp(-128.0, 127.0) };
+            let q = if d == 0.0 {
+                0.0
+            } else {
+                (v / d).round().clamp(-128.0, 127.0)
+            };
             out.push(d * q);
         }
     })
@@ -46,10 +54,16 @@ pub fn q8_0_dequant(w: &[f32], k: usize) -> Vec<f32> {
 /// Quantizes rows of `k` weights to Q4_0 and dequantizes them again.
 pub fn q4_0_dequant(w: &[f32], k: usize) -> Vec<f32> {
     blockwise(w, k, |b, out| {
-        let max = b.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let max = b
+            .iter()
+            .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
         let d = f16::from_f32(max / -8.0).to_f32();
         for &v in b {
-            let q = if d == 0.0 { 0.0 } else { (v / d).round().clamp(-8.0, 7.0) };
+            let q = if d == 0.0 {
+                0.0
+            } else {
+                (v / d).round().clamp(-8.0, 7.0)
+            };
             out.push(d * q);
         }
     })
