@@ -3,8 +3,11 @@
 //! Q8_0 / Q4_0 on heavy-tailed weights.
 //!
 //! ```text
-//! cargo run --release --example quickstart
+//! cargo run --release --example quickstart            # 4096→4096
+//! cargo run --release --example quickstart -- 1024    # a smaller square layer
 //! ```
+//!
+//! Formats that differ only in the activation mode share one quantized weight.
 
 use std::time::{Duration, Instant};
 
@@ -17,18 +20,18 @@ use qlinear::{
     QuantizedLinear, Result,
 };
 
-const IN: usize = 4096;
-const OUT: usize = 4096;
+/// Default layer size (in = out), overridden by the first argument.
+const DIM: usize = 4096;
 const BATCHES: [usize; 2] = [1, 32];
 /// Timed runs per measurement (after one warm-up), fewer if they exceed `TIME_BUDGET`.
 const RUNS: usize = 20;
-const TIME_BUDGET: Duration = Duration::from_millis(1500);
+const TIME_BUDGET: Duration = Duration::from_millis(1000);
 /// Heavy-tailed comparison size (smaller: it only measures error).
 const HT_OUT: usize = 1024;
 
-/// Median wall time of `f` over up to `RUNS` runs after a warm-up, and the runs made.
+/// Median wall time of `f` over up to `RUNS` runs (at least 3, fewer than `RUNS` when they
+/// exceed `TIME_BUDGET`), and the runs made. The caller warms up first.
 fn median_time(mut f: impl FnMut()) -> (Duration, usize) {
-    f();
     let start = Instant::now();
     let mut times = Vec::with_capacity(RUNS);
     while times.len() < RUNS && (times.len() < 3 || start.elapsed() < TIME_BUDGET) {
@@ -77,18 +80,27 @@ fn heavy_tailed(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn main() -> Result<()> {
+    let dim = match std::env::args().nth(1) {
+        Some(a) => a.parse().map_err(|_| {
+            qlinear::Error::InvalidArgument(format!("layer size must be an integer, got {a:?}"))
+        })?,
+        None => DIM,
+    };
+    let (in_f, out_f) = (dim, dim);
     let dev = CpuDevice::new()?;
     println!(
-        "qlinear quickstart: Linear {IN}→{OUT} with bias, device {:?} ({} threads)\n",
+        "qlinear quickstart: Linear {in_f}→{out_f} with bias, device {:?} ({} threads)\n",
         dev.isa(),
         dev.threads()
     );
-    let linear = Linear::new_seeded(IN, OUT, true, DType::F32, &dev, 2024)?;
+    let linear = Linear::new_seeded(in_f, out_f, true, DType::F32, &dev, 2024)?;
     let w = linear.weight().to_f32_vec();
     let inputs: Vec<CpuTensor> = BATCHES
         .iter()
-        .map(|&m| random_input(m, IN, 7 + m as u64, &dev))
+        .map(|&m| random_input(m, in_f, 7 + m as u64, &dev))
         .collect::<Result<_>>()?;
+    // These two calls are also the warm-ups of the timings below.
+    linear.forward(&inputs[0])?;
     let reference = linear.forward(&inputs[1])?.to_f32_vec();
     let mut f32_times = Vec::new();
     for x in &inputs {
@@ -126,37 +138,59 @@ fn main() -> Result<()> {
     ];
 
     println!(
-        "{:<18} {:>5} {:>10} {:>13} {:>10} {:>10} {:>9} {:>9} {:>7} {:>7}",
+        "{:<18} {:>5} {:>10} {:>15} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10}",
         "format",
         "bits",
-        "weight MB",
+        "weight MiB",
         "saved",
         "rel w err",
         "rel y err",
         "ms @1",
         "ms @32",
         "f32/q@1",
-        "f32/q@32"
+        "f32/q@32",
+        "quantize s"
     );
     let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
     println!(
-        "{:<18} {:>5} {:>10.2} {:>13} {:>10} {:>10} {:>9.3} {:>9.3} {:>7} {:>7}",
+        "{:<18} {:>5} {:>10.2} {:>15} {:>10} {:>10} {:>9.3} {:>9.3} {:>8} {:>8} {:>10}",
         "f32 Linear",
         32,
-        mib(4 * IN * OUT),
+        mib(4 * in_f * out_f),
         "-",
         "-",
         "-",
         ms(f32_times[0].0),
         ms(f32_times[1].0),
         "1.00",
-        "1.00"
+        "1.00",
+        "-"
     );
     let mut fewest_runs = f32_times.iter().map(|t| t.1).min().unwrap_or(RUNS);
+    let mut quantized: Vec<(QuantConfig, qlinear::QuantizedTensor)> = Vec::new();
     for (label, cfg) in &formats {
-        let q = QuantizedLinear::from_linear(&linear, cfg)?;
+        let t = Instant::now();
+        let same_weights = QuantConfig {
+            activations: ActivationMode::Exact,
+            ..*cfg
+        };
+        let q = match quantized.iter().find(|(c, _)| *c == same_weights) {
+            Some((_, wq)) => QuantizedLinear::try_new_with_mode(
+                wq.clone(),
+                linear.bias().cloned(),
+                dev.clone(),
+                cfg.activations,
+            )?,
+            None => {
+                let q = QuantizedLinear::from_linear(&linear, cfg)?;
+                quantized.push((same_weights, q.weight_quantized().clone()));
+                q
+            }
+        };
+        let quantize_time = t.elapsed();
         let wq = q.weight_quantized();
         let w_err = rel_error(&wq.dequantize(), &w);
+        q.forward(&inputs[0])?;
         let y_err = rel_error(&q.forward(&inputs[1])?.to_f32_vec(), &reference);
         let times: Vec<(Duration, usize)> = inputs
             .iter()
@@ -170,27 +204,30 @@ fn main() -> Result<()> {
         let ratio = |i: usize| f32_times[i].0.as_secs_f64() / times[i].0.as_secs_f64();
         let saved = q.memory_savings_bytes();
         println!(
-            "{:<18} {:>5.3} {:>10.2} {:>6.1} MiB {:>4.2}x {:>10.3e} {:>10.3e} {:>9.3} {:>9.3} {:>7.2} {:>7.2}",
+            "{:<18} {:>5.3} {:>10.2} {:>6.1} MiB {:>5.2}x {:>10.3e} {:>10.3e} {:>9.3} {:>9.3} {:>8.2} {:>8.2} {:>10.2}",
             label,
             wq.bits_per_weight(),
             mib(q.weight_bytes()),
             mib(saved),
-            (4 * IN * OUT) as f64 / q.weight_bytes() as f64,
+            (4 * in_f * out_f) as f64 / q.weight_bytes() as f64,
             w_err,
             y_err,
             ms(times[0].0),
             ms(times[1].0),
             ratio(0),
-            ratio(1)
+            ratio(1),
+            quantize_time.as_secs_f64()
         );
     }
     println!(
-        "\n(times: median of up to {RUNS} runs after a warm-up, at least {fewest_runs} per cell; \
-         rel y err on a seeded batch of 32 against the f32 Linear)"
+        "\n(times: median of up to {RUNS} runs after a warm-up, at least {fewest_runs} per cell, \
+         fewer than {RUNS} when a cell exceeds {TIME_BUDGET:?}; rel y err on a seeded batch of 32 \
+         against the f32 Linear; saved = f32 bytes minus weight bytes, x = f32 bytes / weight bytes; \
+         quantize s = from_linear time, only repacking for rows that reuse a quantized weight)"
     );
 
     // Heavy-tailed weights: the defaults against emulated ggml formats.
-    let (n, k) = (HT_OUT, IN);
+    let (n, k) = (HT_OUT.min(dim), in_f);
     let wh = heavy_tailed(n * k, 99);
     let ht_linear = Linear::from_tensors(CpuTensor::from_f32(wh.clone(), &[n, k], &dev)?, None)?;
     let x = random_input(32, k, 5, &dev)?;
