@@ -4,6 +4,7 @@
 pub mod config;
 pub(crate) mod pack;
 pub mod quantize;
+pub mod reference_formats;
 pub mod tensor;
 
 pub use config::{ActivationMode, Granularity, QuantConfig, QuantConfigBuilder, ScaleDType};

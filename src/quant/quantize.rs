@@ -99,7 +99,13 @@ fn choose_symmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         }
         Ok(())
     };
-    consider(amax / qmax)?;
+    // Rounding max|w|/qmax to f16 can shrink it enough to clip max|w| (or even to 0) when
+    // it falls among f16 subnormals; then the next f16 up keeps the plain scale clip-free.
+    let mut plain = store_scale(amax / qmax, cfg.scale_dtype);
+    if cfg.scale_dtype == ScaleDType::F16 && plain * (qmax + 0.5) < amax {
+        plain = half::f16::from_bits(half::f16::from_f32(plain).to_bits() + 1).to_f32();
+    }
+    consider(plain)?;
     if amax == 0.0 || !cfg.search {
         return Ok(best);
     }
@@ -147,8 +153,9 @@ fn choose_asymmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         } else {
             range.0 as f32 - (lo / s).round()
         };
-        // The zero point must fit an i8; a range far from 0 is widened to include 0.
-        let (s, z) = if (-128.0..=127.0).contains(&z) {
+        // The zero point must fit an i8; a range far from 0 is widened to include 0. So is
+        // an empty range (a constant group: s = 0 would dequantize every weight to 0).
+        let (s, z) = if s != 0.0 && (-128.0..=127.0).contains(&z) {
             (s, z as i32)
         } else {
             let (lo0, hi0) = (lo.min(0.0), hi.max(0.0));
