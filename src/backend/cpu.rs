@@ -282,7 +282,6 @@ fn check_lengths(
 #[derive(Default)]
 struct Scratch {
     f: Vec<f32>,
-    sums_f: Vec<f32>,
     q: Vec<u8>,
     scales: Vec<f32>,
     sums_i: Vec<i32>,
@@ -306,25 +305,14 @@ fn resize<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     v
 }
 
-/// Copies rows of `x` padded to `w.k_padded`, with per-group sums for asymmetric weights.
+/// Copies rows of `x` padded with zeros to `w.k_padded`.
 fn prepare_exact<'a>(w: &PackedQuant, x: &[f32], m: usize, s: &'a mut Scratch) -> ExactActs<'a> {
     let stride = w.k_padded;
     let xs = resize(&mut s.f, m * stride);
-    let sums = resize(&mut s.sums_f, if w.symmetric { 0 } else { m * w.groups });
     for r in 0..m {
-        let src = &x[r * w.k..(r + 1) * w.k];
-        xs[r * stride..r * stride + w.k].copy_from_slice(src);
-        if !w.symmetric {
-            for g in 0..w.groups {
-                sums[r * w.groups + g] = src[g * w.kg..g * w.kg + w.group_len(g)].iter().sum();
-            }
-        }
+        xs[r * stride..r * stride + w.k].copy_from_slice(&x[r * w.k..(r + 1) * w.k]);
     }
-    ExactActs {
-        x: xs,
-        stride,
-        group_sums: sums,
-    }
+    ExactActs { x: xs, stride }
 }
 
 /// Quantizes each row of `x` to int8 with scale `max|x|/127` (round to nearest).

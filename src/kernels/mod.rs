@@ -137,8 +137,6 @@ impl OutPtr {
 pub(crate) struct ExactActs<'a> {
     pub x: &'a [f32],
     pub stride: usize,
-    /// Per row and kernel group: Σ x (only for asymmetric weights).
-    pub group_sums: &'a [f32],
 }
 
 /// Activations quantized per row to int8 for the dyn8 kernels.

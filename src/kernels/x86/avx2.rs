@@ -168,10 +168,26 @@ unsafe fn load_step(base: *const u8, offset: usize) -> [__m256i; 2] {
 // Exact: f32 activations × dequantized codes
 // ---------------------------------------------------------------------------------------
 
-/// Input `J` of a step (4 inputs for int8, 8 for int4) as 8 f32 lanes, one per column.
+/// Zero points of the tile at `base`, kernel group `g`, as two halves of 8 i32 lanes (0 when
+/// symmetric).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m256i) -> __m256 {
+unsafe fn load_zeros(w: &PackedQuant, base: *const u8, g: usize) -> [__m256i; 2] {
+    if w.symmetric {
+        return [_mm256_setzero_si256(); 2];
+    }
+    let p = base.add(w.zeros_offset + g * NR);
+    [
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)),
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(HALF) as *const __m128i)),
+    ]
+}
+
+/// Input `J` of a step (4 inputs for int8, 8 for int4) as `q − zero` in 8 f32 lanes, one
+/// per column (the zero point is subtracted in integers: no cancellation in exact mode).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m256i, zero: __m256i) -> __m256 {
     if BITS == 8 {
         // Byte J of each dword: shift it to the top, then arithmetic-shift back down.
         let top = match J {
@@ -180,7 +196,7 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m256i) -> __m256 {
             2 => _mm256_slli_epi32::<8>(v),
             _ => v,
         };
-        _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(top))
+        _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srai_epi32::<24>(top), zero))
     } else {
         // Inputs 0..3 are the low nibbles of bytes 0..3, inputs 4..7 the high nibbles.
         let top = match J {
@@ -193,7 +209,7 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m256i) -> __m256 {
             6 => _mm256_slli_epi32::<8>(v),
             _ => v,
         };
-        _mm256_cvtepi32_ps(_mm256_srai_epi32::<28>(top))
+        _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srai_epi32::<28>(top), zero))
     }
 }
 
@@ -211,6 +227,10 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
     let mut acc = [[[_mm256_setzero_ps(); 2]; NT]; MR];
     for g in 0..w.groups {
         let mut gacc = [[[_mm256_setzero_ps(); 2]; NT]; MR];
+        let mut zero = [[_mm256_setzero_si256(); 2]; NT];
+        for j in 0..NT {
+            zero[j] = load_zeros(w, base[j], g);
+        }
         let steps = w.group_len_padded(g) / step;
         for s in 0..steps {
             // SAFETY: the group's codes are `steps` 64-byte steps inside the tile, and the
@@ -225,7 +245,7 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
                     let mut wf = [[_mm256_setzero_ps(); 2]; NT];
                     for j in 0..NT {
                         for h in 0..2 {
-                            wf[j][h] = code_as_f32::<BITS, $j>(v[j][h]);
+                            wf[j][h] = code_as_f32::<BITS, $j>(v[j][h], zero[j][h]);
                         }
                     }
                     for i in 0..MR {
@@ -254,15 +274,6 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
             for i in 0..MR {
                 for h in 0..2 {
                     acc[i][j][h] = _mm256_fmadd_ps(gacc[i][j][h], sc[h], acc[i][j][h]);
-                }
-            }
-            if !w.symmetric {
-                let sz = load_scaled_zeros(w, base[j], g, sc);
-                for i in 0..MR {
-                    let sum = _mm256_set1_ps(a.group_sums[(r0 + i) * w.groups + g]);
-                    for h in 0..2 {
-                        acc[i][j][h] = _mm256_fnmadd_ps(sz[h], sum, acc[i][j][h]);
-                    }
                 }
             }
         }

@@ -120,9 +120,22 @@ unsafe fn load_scaled_zeros(w: &PackedQuant, base: *const u8, g: usize, scales: 
 // Exact: f32 activations × dequantized codes
 // ---------------------------------------------------------------------------------------
 
-/// Input `J` of a step (4 inputs for int8, 8 for int4) as 16 f32 lanes, one per column.
+/// Zero points of the tile at `base`, kernel group `g`, as 16 i32 lanes (0 when symmetric).
 #[inline(always)]
-unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i) -> __m512 {
+unsafe fn load_zeros(w: &PackedQuant, base: *const u8, g: usize) -> __m512i {
+    if w.symmetric {
+        return _mm512_setzero_si512();
+    }
+    _mm512_cvtepi8_epi32(_mm_loadu_si128(
+        base.add(w.zeros_offset + g * NR) as *const __m128i
+    ))
+}
+
+/// Input `J` of a step (4 inputs for int8, 8 for int4) as `q − zero` in 16 f32 lanes, one
+/// per column. Subtracting the zero point in integers keeps exact mode free of the
+/// cancellation a separate `zero · Σx` term would bring.
+#[inline(always)]
+unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i, zero: __m512i) -> __m512 {
     if BITS == 8 {
         // Byte J of each dword: shift it to the top, then arithmetic-shift back down.
         let top = match J {
@@ -131,7 +144,7 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i) -> __m512 {
             2 => _mm512_slli_epi32::<8>(v),
             _ => v,
         };
-        _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(top))
+        _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srai_epi32::<24>(top), zero))
     } else {
         // Inputs 0..3 are the low nibbles of bytes 0..3, inputs 4..7 the high nibbles.
         let top = match J {
@@ -144,7 +157,7 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i) -> __m512 {
             6 => _mm512_slli_epi32::<8>(v),
             _ => v,
         };
-        _mm512_cvtepi32_ps(_mm512_srai_epi32::<28>(top))
+        _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srai_epi32::<28>(top), zero))
     }
 }
 
@@ -162,6 +175,7 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
         let mut gacc = [[_mm512_setzero_ps(); NT]; MR];
+        let zero: [__m512i; NT] = std::array::from_fn(|j| load_zeros(w, base[j], g));
         let steps = w.group_len_padded(g) / step;
         for s in 0..steps {
             let v: [__m512i; NT] = std::array::from_fn(|j| {
@@ -170,7 +184,8 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
             let k0 = g * w.kg + s * step;
             macro_rules! input {
                 ($j:literal) => {{
-                    let wf: [__m512; NT] = std::array::from_fn(|j| code_as_f32::<BITS, $j>(v[j]));
+                    let wf: [__m512; NT] =
+                        std::array::from_fn(|j| code_as_f32::<BITS, $j>(v[j], zero[j]));
                     for i in 0..MR {
                         let xb = _mm512_set1_ps(*xrow[i].add(k0 + $j));
                         for j in 0..NT {
@@ -194,13 +209,6 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
             let sc = load_scales(w, base[j], g);
             for i in 0..MR {
                 acc[i][j] = _mm512_fmadd_ps(gacc[i][j], sc, acc[i][j]);
-            }
-            if !w.symmetric {
-                let sz = load_scaled_zeros(w, base[j], g, sc);
-                for i in 0..MR {
-                    let sum = _mm512_set1_ps(a.group_sums[(r0 + i) * w.groups + g]);
-                    acc[i][j] = _mm512_fnmadd_ps(sz, sum, acc[i][j]);
-                }
             }
         }
     }
@@ -227,18 +235,13 @@ unsafe fn dequantize_tile<const BITS: u8>(w: &PackedQuant, t: usize, panel: *mut
     let base = w.tile(t).as_ptr();
     for g in 0..w.groups {
         let sc = load_scales(w, base, g);
-        let zero = if w.symmetric {
-            _mm512_setzero_ps()
-        } else {
-            let z = _mm_loadu_si128(base.add(w.zeros_offset + g * NR) as *const __m128i);
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(z))
-        };
+        let zero = load_zeros(w, base, g);
         for s in 0..w.group_len_padded(g) / step {
             let v = _mm512_load_si512(base.add(g * w.group_bytes + s * 64) as *const __m512i);
             let out = panel.add((g * w.kg + s * step) * NR);
             macro_rules! input {
                 ($j:literal) => {{
-                    let q = _mm512_sub_ps(code_as_f32::<BITS, $j>(v), zero);
+                    let q = code_as_f32::<BITS, $j>(v, zero);
                     _mm512_store_ps(out.add($j * NR), _mm512_mul_ps(sc, q));
                 }};
             }
