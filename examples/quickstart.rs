@@ -69,8 +69,12 @@ fn heavy_tailed(n: usize, seed: u64) -> Vec<f32> {
     (0..n)
         .map(|_| {
             let w = 0.02 * rng.normal();
-            if rng.next_u64() % 2000 == 0 {
-                let sign = if rng.next_u64() % 2 == 0 { 1.0 } else { -1.0 };
+            if rng.next_u64().is_multiple_of(2000) {
+                let sign = if rng.next_u64().is_multiple_of(2) {
+                    1.0
+                } else {
+                    -1.0
+                };
                 sign * rng.uniform(50.0, 300.0) * 0.02
             } else {
                 w

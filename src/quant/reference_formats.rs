@@ -22,7 +22,7 @@ pub const Q4_0_BITS_PER_WEIGHT: f64 = 4.5;
 
 fn blockwise(w: &[f32], k: usize, mut block: impl FnMut(&[f32], &mut Vec<f32>)) -> Vec<f32> {
     assert!(
-        k > 0 && w.len() % k == 0,
+        k > 0 && w.len().is_multiple_of(k),
         "{} weights are not rows of {k}",
         w.len()
     );
