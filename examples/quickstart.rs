@@ -65,22 +65,7 @@ fn ms(d: Duration) -> f64 {
 
 /// Gaussian weights (std 0.02) with about 1 in 2000 set to ±(50..300)·0.02.
 fn heavy_tailed(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SplitMix64::new(seed);
-    (0..n)
-        .map(|_| {
-            let w = 0.02 * rng.normal();
-            if rng.next_u64().is_multiple_of(2000) {
-                let sign = if rng.next_u64().is_multiple_of(2) {
-                    1.0
-                } else {
-                    -1.0
-                };
-                sign * rng.uniform(50.0, 300.0) * 0.02
-            } else {
-                w
-            }
-        })
-        .collect()
+    SplitMix64::new(seed).heavy_tailed_vec(n, 0.02)
 }
 
 fn main() -> Result<()> {

@@ -38,4 +38,24 @@ impl SplitMix64 {
     pub fn uniform_vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform(lo, hi)).collect()
     }
+
+    /// `n` weights shaped like a transformer layer's: Gaussian with standard deviation `std`,
+    /// about 1 in 2000 replaced by an outlier of ±(50..300)·`std`.
+    pub fn heavy_tailed_vec(&mut self, n: usize, std: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let w = std * self.normal();
+                if self.next_u64().is_multiple_of(2000) {
+                    let sign = if self.next_u64().is_multiple_of(2) {
+                        1.0
+                    } else {
+                        -1.0
+                    };
+                    sign * self.uniform(50.0, 300.0) * std
+                } else {
+                    w
+                }
+            })
+            .collect()
+    }
 }

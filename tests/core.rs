@@ -53,15 +53,7 @@ fn gaussian(seed: u64, n: usize, std: f32) -> Vec<f32> {
 
 /// Gaussian weights (std 0.02) with about 1 in 2000 replaced by ±(50..300)·0.02.
 fn heavy_tailed(seed: u64, n: usize) -> Vec<f32> {
-    let mut w = gaussian(seed, n, 0.02);
-    let mut rng = SplitMix64::new(seed ^ 0xA5A5);
-    for v in w.iter_mut() {
-        if rng.next_u64() % 2000 == 0 {
-            let sign = if rng.next_u64() % 2 == 0 { 1.0 } else { -1.0 };
-            *v = sign * rng.uniform(50.0, 300.0) * 0.02;
-        }
-    }
-    w
+    SplitMix64::new(seed).heavy_tailed_vec(n, 0.02)
 }
 
 /// Weights of every kind a row can hold: Gaussian, shifted (all positive / all negative),
