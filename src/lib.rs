@@ -27,6 +27,7 @@
 pub mod backend;
 pub mod dtype;
 pub mod error;
+pub mod ffi;
 pub mod kernels;
 pub mod nn;
 pub mod quant;
