@@ -120,23 +120,31 @@ unsafe fn load_scaled_zeros(w: &PackedQuant, base: *const u8, g: usize, scales: 
 // Exact: f32 activations × dequantized codes
 // ---------------------------------------------------------------------------------------
 
-/// Zero points of the tile at `base`, kernel group `g`, as 16 i32 lanes (0 when symmetric).
+/// Zero points of the tile at `base`, kernel group `g`, as 16 f32 lanes.
 #[inline(always)]
-unsafe fn load_zeros(w: &PackedQuant, base: *const u8, g: usize) -> __m512i {
-    if w.symmetric {
-        return _mm512_setzero_si512();
-    }
-    _mm512_cvtepi8_epi32(_mm_loadu_si128(
-        base.add(w.zeros_offset + g * NR) as *const __m128i
-    ))
+unsafe fn load_zeros(w: &PackedQuant, base: *const u8, g: usize) -> __m512 {
+    let z = _mm_loadu_si128(base.add(w.zeros_offset + g * NR) as *const __m128i);
+    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(z))
+}
+
+/// The value of each int4 code, indexed by its nibble (for `vpermps`).
+#[inline(always)]
+unsafe fn int4_values() -> __m512 {
+    _mm512_setr_ps(
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0,
+    )
 }
 
 /// Input `J` of a step (4 inputs for int8, 8 for int4) as `q − zero` in 16 f32 lanes, one
-/// per column. Subtracting the zero point in integers keeps exact mode free of the
-/// cancellation a separate `zero · Σx` term would bring.
+/// per column. `q − zero` is exact in f32, so exact mode never cancels a separate
+/// `zero · Σx` term.
 #[inline(always)]
-unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i, zero: __m512i) -> __m512 {
-    if BITS == 8 {
+unsafe fn code_as_f32<const BITS: u8, const J: u32, const ASYM: bool>(
+    v: __m512i,
+    int4: __m512,
+    zero: __m512,
+) -> __m512 {
+    let q = if BITS == 8 {
         // Byte J of each dword: shift it to the top, then arithmetic-shift back down.
         let top = match J {
             0 => _mm512_slli_epi32::<24>(v),
@@ -144,25 +152,31 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32>(v: __m512i, zero: __m512i) -
             2 => _mm512_slli_epi32::<8>(v),
             _ => v,
         };
-        _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srai_epi32::<24>(top), zero))
+        _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(top))
     } else {
-        // Inputs 0..3 are the low nibbles of bytes 0..3, inputs 4..7 the high nibbles.
-        let top = match J {
-            0 => _mm512_slli_epi32::<28>(v),
-            1 => _mm512_slli_epi32::<20>(v),
-            2 => _mm512_slli_epi32::<12>(v),
-            3 => _mm512_slli_epi32::<4>(v),
-            4 => _mm512_slli_epi32::<24>(v),
-            5 => _mm512_slli_epi32::<16>(v),
-            6 => _mm512_slli_epi32::<8>(v),
-            _ => v,
+        // Inputs 0..3 are the low nibbles of bytes 0..3, inputs 4..7 the high nibbles;
+        // vpermps reads only the low 4 bits of each lane, so one shift exposes a nibble.
+        let idx = match J {
+            0 => v,
+            1 => _mm512_srli_epi32::<8>(v),
+            2 => _mm512_srli_epi32::<16>(v),
+            3 => _mm512_srli_epi32::<24>(v),
+            4 => _mm512_srli_epi32::<4>(v),
+            5 => _mm512_srli_epi32::<12>(v),
+            6 => _mm512_srli_epi32::<20>(v),
+            _ => _mm512_srli_epi32::<28>(v),
         };
-        _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srai_epi32::<28>(top), zero))
+        _mm512_permutexvar_ps(idx, int4)
+    };
+    if ASYM {
+        _mm512_sub_ps(q, zero)
+    } else {
+        q
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
-unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
+unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const NT: usize>(
     w: &PackedQuant,
     a: &ExactActs,
     r0: usize,
@@ -175,7 +189,13 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
         let mut gacc = [[_mm512_setzero_ps(); NT]; MR];
-        let zero: [__m512i; NT] = std::array::from_fn(|j| load_zeros(w, base[j], g));
+        let int4 = int4_values();
+        let mut zero = [_mm512_setzero_ps(); NT];
+        if ASYM {
+            for j in 0..NT {
+                zero[j] = load_zeros(w, base[j], g);
+            }
+        }
         let steps = w.group_len_padded(g) / step;
         for s in 0..steps {
             let v: [__m512i; NT] = std::array::from_fn(|j| {
@@ -185,7 +205,7 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
             macro_rules! input {
                 ($j:literal) => {{
                     let wf: [__m512; NT] =
-                        std::array::from_fn(|j| code_as_f32::<BITS, $j>(v[j], zero[j]));
+                        std::array::from_fn(|j| code_as_f32::<BITS, $j, ASYM>(v[j], int4, zero[j]));
                     for i in 0..MR {
                         let xb = _mm512_set1_ps(*xrow[i].add(k0 + $j));
                         for j in 0..NT {
@@ -230,18 +250,27 @@ thread_local! {
 
 /// Dequantizes tile `t` (all `k_padded` inputs) into `panel` as `[k][16]` f32.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
-unsafe fn dequantize_tile<const BITS: u8>(w: &PackedQuant, t: usize, panel: *mut f32) {
+unsafe fn dequantize_tile<const BITS: u8, const ASYM: bool>(
+    w: &PackedQuant,
+    t: usize,
+    panel: *mut f32,
+) {
     let step = if BITS == 8 { 4 } else { 8 };
     let base = w.tile(t).as_ptr();
     for g in 0..w.groups {
         let sc = load_scales(w, base, g);
-        let zero = load_zeros(w, base, g);
+        let int4 = int4_values();
+        let zero = if ASYM {
+            load_zeros(w, base, g)
+        } else {
+            _mm512_setzero_ps()
+        };
         for s in 0..w.group_len_padded(g) / step {
             let v = _mm512_load_si512(base.add(g * w.group_bytes + s * 64) as *const __m512i);
             let out = panel.add((g * w.kg + s * step) * NR);
             macro_rules! input {
                 ($j:literal) => {{
-                    let q = code_as_f32::<BITS, $j>(v, zero);
+                    let q = code_as_f32::<BITS, $j, ASYM>(v, int4, zero);
                     _mm512_store_ps(out.add($j * NR), _mm512_mul_ps(sc, q));
                 }};
             }
@@ -260,7 +289,7 @@ unsafe fn dequantize_tile<const BITS: u8>(w: &PackedQuant, t: usize, panel: *mut
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
-unsafe fn exact_gemm<const BITS: u8>(
+unsafe fn exact_gemm<const BITS: u8, const ASYM: bool>(
     w: &PackedQuant,
     a: &ExactActs,
     rows: Range<usize>,
@@ -269,9 +298,15 @@ unsafe fn exact_gemm<const BITS: u8>(
 ) {
     if rows.len() < PANEL_MIN_ROWS {
         for_each_block(rows, tiles, 4, 2, 4, |r, mr, t, nt| match nt {
-            4 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 4>(w, a, r, t, y)),
-            2 => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 2>(w, a, r, t, y)),
-            _ => dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, M, 1>(w, a, r, t, y)),
+            4 => {
+                dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, ASYM, M, 4>(w, a, r, t, y))
+            }
+            2 => {
+                dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, ASYM, M, 2>(w, a, r, t, y))
+            }
+            _ => {
+                dispatch_rows!(mr; 1, 2, 3; 4; M => exact_block::<BITS, ASYM, M, 1>(w, a, r, t, y))
+            }
         });
         return;
     }
@@ -289,9 +324,9 @@ unsafe fn exact_gemm<const BITS: u8>(
         let mut t = tiles.start;
         while t < tiles.end {
             let nt = (tiles.end - t).min(2);
-            dequantize_tile::<BITS>(w, t, p0);
+            dequantize_tile::<BITS, ASYM>(w, t, p0);
             if nt == 2 {
-                dequantize_tile::<BITS>(w, t + 1, p1);
+                dequantize_tile::<BITS, ASYM>(w, t + 1, p1);
             }
             let mut r = rows.start;
             while r < rows.end {
@@ -321,10 +356,11 @@ pub(crate) unsafe fn f32_q_gemm_avx512(
     tiles: Range<usize>,
     y: OutPtr,
 ) {
-    if w.bits == 8 {
-        exact_gemm::<8>(w, a, rows, tiles, y)
-    } else {
-        exact_gemm::<4>(w, a, rows, tiles, y)
+    match (w.bits, w.symmetric) {
+        (8, true) => exact_gemm::<8, false>(w, a, rows, tiles, y),
+        (8, false) => exact_gemm::<8, true>(w, a, rows, tiles, y),
+        (_, true) => exact_gemm::<4, false>(w, a, rows, tiles, y),
+        (_, false) => exact_gemm::<4, true>(w, a, rows, tiles, y),
     }
 }
 
