@@ -1,0 +1,188 @@
+//! The C ABI seen from outside: the committed header is what cbindgen makes now and compiles
+//! as C99 and C++17; the cdylib exports only `qlinear_*` and has its SONAME; the C harness
+//! and the quickstart example build against it and pass.
+//!
+//! Needs gcc, g++, nm and readelf (Linux). The cdylib is built by `cargo test` as one of the
+//! library's crate types.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// build.rs, for its `generate_header` (its `main` is unused here).
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>: the test binary lives in target/<profile>/deps.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+fn cdylib() -> PathBuf {
+    let lib = profile_dir().join("libqlinear.so");
+    assert!(lib.exists(), "{} not built", lib.display());
+    lib
+}
+
+/// A fresh scratch directory for one test (tests run in parallel).
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("c_abi")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "{cmd:?} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd`, panicking with its full output when it fails; returns stdout.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{}", describe(cmd, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Compiles a C program against the built library and runs it. The library's SONAME is
+/// `libqlinear.so.0`, so that name is made to point at the build output, in a directory the
+/// program finds through its rpath.
+fn build_and_run_c(name: &str, source: &str) -> String {
+    let dir = scratch(name);
+    std::os::unix::fs::symlink(cdylib(), dir.join("libqlinear.so.0")).expect("symlink");
+    let exe = dir.join(name);
+    let root = crate_dir();
+    run(Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g"])
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg(root.join(source))
+        .arg("-o")
+        .arg(&exe)
+        .arg(cdylib())
+        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .args(["-lpthread", "-lm"]));
+    run(&mut Command::new(&exe))
+}
+
+#[test]
+fn committed_header_matches_cbindgen() {
+    let version = (
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+    );
+    let fresh = build_script::generate_header(&crate_dir(), version).expect("cbindgen");
+    let committed =
+        std::fs::read_to_string(crate_dir().join("include/qlinear.h")).expect("include/qlinear.h");
+    assert!(
+        fresh == committed,
+        "include/qlinear.h is stale: run `cargo build` and commit the regenerated header"
+    );
+    assert!(committed.contains(&format!(
+        "#define QLINEAR_VERSION_MAJOR {}",
+        env!("CARGO_PKG_VERSION_MAJOR")
+    )));
+}
+
+#[test]
+fn header_compiles_as_c99_and_cpp17() {
+    let dir = scratch("header");
+    let include = crate_dir().join("include");
+    for (file, compiler, std) in [("h.c", "gcc", "-std=c99"), ("h.cpp", "g++", "-std=c++17")] {
+        let src = dir.join(file);
+        std::fs::write(
+            &src,
+            "#include \"qlinear.h\"\n#include \"qlinear.h\"\nint main(void) { return QLINEAR_OK; }\n",
+        )
+        .unwrap();
+        run(Command::new(compiler)
+            .args([
+                std,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-fsyntax-only",
+            ])
+            .arg("-I")
+            .arg(&include)
+            .arg(&src));
+    }
+}
+
+#[test]
+fn exports_only_qlinear_symbols_and_has_soname() {
+    let lib = cdylib();
+    let syms = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib));
+    let names: Vec<&str> = syms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(
+        names.contains(&"qlinear_quantized_linear_forward"),
+        "{syms}"
+    );
+    let foreign: Vec<&&str> = names
+        .iter()
+        .filter(|n| !n.starts_with("qlinear_"))
+        .collect();
+    assert!(foreign.is_empty(), "symbols outside qlinear_*: {foreign:?}");
+
+    // Every function the header declares is exported, and the other way round.
+    let header = std::fs::read_to_string(crate_dir().join("include/qlinear.h")).unwrap();
+    let declared: Vec<&str> = header
+        .lines()
+        .filter(|l| l.contains('(') && !l.starts_with([' ', '#', '*', '/', '}']))
+        .filter(|l| !l.starts_with("typedef"))
+        .filter_map(|l| l.split('(').next()?.split_whitespace().last())
+        .map(|n| n.trim_start_matches('*'))
+        .filter(|n| n.starts_with("qlinear_"))
+        .collect();
+    let mut exported = names.clone();
+    let mut in_header = declared.clone();
+    exported.sort_unstable();
+    in_header.sort_unstable();
+    assert_eq!(
+        exported, in_header,
+        "exported symbols and header declarations differ"
+    );
+
+    let dynamic = run(Command::new("readelf").arg("-d").arg(&lib));
+    assert!(
+        dynamic.contains("Library soname: [libqlinear.so.0]"),
+        "no SONAME libqlinear.so.0:\n{dynamic}"
+    );
+}
+
+#[test]
+fn c_harness_passes() {
+    let out = build_and_run_c("test_qlinear", "bindings/c/test_qlinear.c");
+    let summary = out.lines().last().unwrap_or_default();
+    assert!(
+        summary.ends_with(" passed, 0 failed"),
+        "unexpected summary {summary:?}:\n{out}"
+    );
+}
+
+#[test]
+fn quickstart_runs() {
+    let out = build_and_run_c("quickstart", "bindings/c/examples/quickstart.c");
+    assert!(out.contains("saved"), "{out}");
+}
