@@ -3,8 +3,8 @@
 //! `go vet` plus `go test -race` for the Go package.
 //!
 //! Needs g++ with GoogleTest (libgtest-dev), cmake and Go >= 1.21; a missing tool fails the
-//! test with what to install (nothing is skipped). Everything links against
-//! target/<profile>/libqlinear.so of this test binary's profile.
+//! test with what to install (nothing is skipped). Everything links against the
+//! libqlinear.so built for this test binary's profile (target/<profile>/deps).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,17 +13,19 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>: the test binary lives in target/<profile>/deps.
-fn profile_dir() -> PathBuf {
+/// The directory holding the libqlinear.so that this `cargo test` built: target/<profile>/deps,
+/// where the test binary lives too. Cargo copies the cdylib up to target/<profile> only when
+/// the library itself is built (`cargo build`), so target/<profile>/libqlinear.so may be
+/// missing or stale while the one in deps is always this build's.
+fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()
-        .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>")
         .to_path_buf()
 }
 
 fn cdylib() -> PathBuf {
-    let lib = profile_dir().join("libqlinear.so");
+    let lib = lib_dir().join("libqlinear.so");
     assert!(lib.exists(), "{} not built", lib.display());
     lib
 }
@@ -81,14 +83,17 @@ fn cpp_tests_pass_under_sanitizers() {
         "g++",
         "install a C++17 compiler (Debian/Ubuntu: apt-get install g++)",
     );
-    let gtest = ["/usr/include/gtest/gtest.h", "/usr/local/include/gtest/gtest.h"];
+    let gtest = [
+        "/usr/include/gtest/gtest.h",
+        "/usr/local/include/gtest/gtest.h",
+    ];
     assert!(
         gtest.iter().any(|p| Path::new(p).exists()),
         "GoogleTest not found: install it (Debian/Ubuntu: apt-get install libgtest-dev)"
     );
     let root = crate_dir();
-    let lib_dir = soname_dir("cpp");
-    let exe = lib_dir.parent().unwrap().join("test_qlinear_cpp");
+    let so_dir = soname_dir("cpp");
+    let exe = so_dir.parent().unwrap().join("test_qlinear_cpp");
     run(Command::new("g++")
         .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-g"])
         .args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
@@ -101,7 +106,7 @@ fn cpp_tests_pass_under_sanitizers() {
         .arg("-o")
         .arg(&exe)
         .arg(cdylib())
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", so_dir.display()))
         .args(["-lgtest", "-lgtest_main", "-pthread"]));
     let out = run(Command::new(&exe)
         .env("ASAN_OPTIONS", "abort_on_error=0:halt_on_error=1")
@@ -128,7 +133,7 @@ fn cmake_example_builds_and_runs() {
         .arg("-B")
         .arg(&build)
         .arg("-DCMAKE_BUILD_TYPE=Release")
-        .arg(format!("-DQLINEAR_LIB_DIR={}", profile_dir().display()))
+        .arg(format!("-DQLINEAR_LIB_DIR={}", lib_dir().display()))
         .arg(format!(
             "-DQLINEAR_INCLUDE_DIR={}",
             root.join("include").display()
@@ -145,15 +150,11 @@ fn go_vet_and_race_tests_pass() {
         "install Go >= 1.21 (https://go.dev/dl/) and put `go` on PATH",
     );
     let pkg = crate_dir().join("bindings/go");
-    let lib_dir = soname_dir("go");
+    let so_dir = soname_dir("go");
     // cgo puts CGO_LDFLAGS before the package's #cgo LDFLAGS: -lqlinear resolves here first
     // (not to a possibly stale target/release), and the rpath entry for libqlinear.so.0 comes
     // first too.
-    let ldflags = format!(
-        "-L{} -Wl,-rpath,{}",
-        profile_dir().display(),
-        lib_dir.display()
-    );
+    let ldflags = format!("-L{} -Wl,-rpath,{}", lib_dir().display(), so_dir.display());
     let go = |args: &[&str]| {
         let mut cmd = Command::new("go");
         cmd.args(args)
