@@ -79,7 +79,8 @@ fn main() -> qlinear::Result<()> {
     let dev = CpuDevice::with_threads(1)?;
     let cfg = QuantConfig::int8();
     let q = <qlinear::Cpu as qlinear::Backend>::quantize(&dev, &w, N, K, &cfg)?;
-    let rust_layer = QuantizedLinear::try_new_with_mode(q, None, dev, cfg.activations)?;
+    let rust_layer =
+        QuantizedLinear::<qlinear::Cpu>::try_new_with_mode(q, None, dev, cfg.activations)?;
 
     // C path.
     let mut cdev = ptr::null_mut();

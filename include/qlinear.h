@@ -549,8 +549,9 @@ qlinear_status qlinear_quantized_layout_lengths(size_t out_features,
 /**
  * `y = x·dequant(W)ᵀ + b` for `rows` rows: `x` is `[rows][in_features]` (`x_len` =
  * rows·in), `y` is `[rows][out_features]` (`y_len` = rows·out). `y` is written only on
- * success. Results are bit-identical for every thread count and executor. No allocation
- * per call once a thread has run a call of that size.
+ * success (one exception: a host job system that breaks its contract yields
+ * QLINEAR_ERR_INTERNAL with `y` partly written). Results are bit-identical for every thread
+ * count and executor. No allocation per call once a thread has run a call of that size.
  *
  * Thread safety: many threads may call forward on the same layer at once.
  *
