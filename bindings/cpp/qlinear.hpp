@@ -507,7 +507,9 @@ public:
     std::vector<float> forward(const std::vector<float>& x, std::size_t rows) const {
         return forward(x.data(), x.size(), rows);
     }
-    /// Writes rows·out values into `y` (written only on success; no allocation).
+    /// Writes rows·out values into `y` (written only on success, except when a custom
+    /// device's host job system breaks its contract: QLINEAR_ERR_INTERNAL, `y` partly
+    /// written). No allocation.
     void forward_into(const float* x, std::size_t x_len, std::size_t rows, float* y,
                       std::size_t y_len) const {
         check(qlinear_quantized_linear_forward(h_.get(), x, rows, x_len, y, y_len));
