@@ -1,0 +1,3 @@
+module github.com/qlinear/qlinear-go
+
+go 1.21
