@@ -6,76 +6,12 @@
 //! test with what to install (nothing is skipped). Everything links against the
 //! libqlinear.so built for this test binary's profile (target/<profile>/deps).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::Path;
+use std::process::Command;
 
-/// The directory holding the libqlinear.so that this `cargo test` built: target/<profile>/deps,
-/// where the test binary lives too. Cargo copies the cdylib up to target/<profile> only when
-/// the library itself is built (`cargo build`), so target/<profile>/libqlinear.so may be
-/// missing or stale while the one in deps is always this build's.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
-}
-
-fn cdylib() -> PathBuf {
-    let lib = lib_dir().join("libqlinear.so");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
-}
-
-/// A fresh scratch directory for one test (tests run in parallel).
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("bindings")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// A directory where `libqlinear.so.0` (the SONAME programs record) is this profile's
-/// library, for the run-time search path.
-fn soname_dir(name: &str) -> PathBuf {
-    let dir = scratch(name).join("lib");
-    std::fs::create_dir_all(&dir).expect("lib dir");
-    std::os::unix::fs::symlink(cdylib(), dir.join("libqlinear.so.0")).expect("symlink");
-    dir
-}
-
-fn describe(cmd: &Command, out: &Output) -> String {
-    format!(
-        "{cmd:?} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd`, panicking with its full output when it fails; returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{}", describe(cmd, &out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Fails with `install` unless `tool --version` runs.
-fn require_tool(tool: &str, install: &str) {
-    let ok = Command::new(tool)
-        .arg(if tool == "go" { "version" } else { "--version" })
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "`{tool}` not found: {install}");
-}
+use common::*;
 
 #[test]
 fn cpp_tests_pass_under_sanitizers() {
@@ -92,7 +28,7 @@ fn cpp_tests_pass_under_sanitizers() {
         "GoogleTest not found: install it (Debian/Ubuntu: apt-get install libgtest-dev)"
     );
     let root = crate_dir();
-    let so_dir = soname_dir("cpp");
+    let so_dir = soname_dir(&scratch("bindings", "cpp"));
     let exe = so_dir.parent().unwrap().join("test_qlinear_cpp");
     run(Command::new("g++")
         .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-g"])
@@ -126,7 +62,7 @@ fn cmake_example_builds_and_runs() {
         "install a C++17 compiler (Debian/Ubuntu: apt-get install g++)",
     );
     let root = crate_dir();
-    let build = scratch("cmake");
+    let build = scratch("bindings", "cmake");
     run(Command::new("cmake")
         .arg("-S")
         .arg(root.join("bindings/cpp/examples"))
@@ -150,7 +86,7 @@ fn go_vet_and_race_tests_pass() {
         "install Go >= 1.21 (https://go.dev/dl/) and put `go` on PATH",
     );
     let pkg = crate_dir().join("bindings/go");
-    let so_dir = soname_dir("go");
+    let so_dir = soname_dir(&scratch("bindings", "go"));
     // cgo puts CGO_LDFLAGS before the package's #cgo LDFLAGS: -lqlinear resolves here first
     // (not to a possibly stale target/release), and the rpath entry for libqlinear.so.0 comes
     // first too.

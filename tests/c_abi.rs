@@ -5,67 +5,23 @@
 //! Needs gcc, g++, nm and readelf (Linux). The cdylib is built by `cargo test` as one of the
 //! library's crate types.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Command;
+
+use common::{cdylib, crate_dir, run, scratch, soname_dir};
 
 /// build.rs, for its `generate_header` (its `main` is unused here).
 #[allow(dead_code)]
 #[path = "../build.rs"]
 mod build_script;
 
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// target/<profile>: the test binary lives in target/<profile>/deps.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
-}
-
-fn cdylib() -> PathBuf {
-    let lib = profile_dir().join("libqlinear.so");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
-}
-
-/// A fresh scratch directory for one test (tests run in parallel).
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("c_abi")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn describe(cmd: &Command, out: &Output) -> String {
-    format!(
-        "{cmd:?} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd`, panicking with its full output when it fails; returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{}", describe(cmd, &out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Compiles a C program against the built library and runs it. The library's SONAME is
 /// `libqlinear.so.0`, so that name is made to point at the build output, in a directory the
 /// program finds through its rpath.
 fn build_and_run_c(name: &str, source: &str) -> String {
-    let dir = scratch(name);
-    std::os::unix::fs::symlink(cdylib(), dir.join("libqlinear.so.0")).expect("symlink");
+    let dir = scratch("c_abi", name);
+    let libs = soname_dir(&dir);
     let exe = dir.join(name);
     let root = crate_dir();
     run(Command::new("gcc")
@@ -76,7 +32,7 @@ fn build_and_run_c(name: &str, source: &str) -> String {
         .arg("-o")
         .arg(&exe)
         .arg(cdylib())
-        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .arg(format!("-Wl,-rpath,{}", libs.display()))
         .args(["-lpthread", "-lm"]));
     run(&mut Command::new(&exe))
 }
@@ -103,7 +59,7 @@ fn committed_header_matches_cbindgen() {
 
 #[test]
 fn header_compiles_as_c99_and_cpp17() {
-    let dir = scratch("header");
+    let dir = scratch("c_abi", "header");
     let include = crate_dir().join("include");
     for (file, compiler, std) in [("h.c", "gcc", "-std=c99"), ("h.cpp", "g++", "-std=c++17")] {
         let src = dir.join(file);

@@ -222,6 +222,30 @@ fn every_thread_count_gives_bit_identical_output() {
 }
 
 #[test]
+fn a_row_gives_the_same_bits_alone_or_in_a_batch() {
+    let (k, n, m) = (300, 40, 19);
+    let w = data(n * k, 11);
+    let x = data(m * k, 12);
+    let exec = crate::backend::pool::Executor::Inline;
+    for dev in devices() {
+        for cfg in configs(Granularity::Group(64)) {
+            let q = quantize_weights(&w, n, k, &cfg, &exec).unwrap();
+            for mode in [ActivationMode::Exact, ActivationMode::Dyn8] {
+                let batch = forward(&dev, &q, mode, &x, m);
+                for r in [0, 7, m - 1] {
+                    let alone = forward(&dev, &q, mode, &x[r * k..(r + 1) * k], 1);
+                    let same = alone
+                        .iter()
+                        .zip(&batch[r * n..(r + 1) * n])
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{} {} {mode:?} row {r}", dev.isa(), cfg.label());
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn unknown_or_unavailable_isa_is_an_error() {
     assert!(Isa::parse("sse9").is_err());
     assert_eq!(Isa::parse("AVX2").unwrap(), Isa::Avx2);

@@ -175,6 +175,9 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32, const ASYM: bool>(
     }
 }
 
+/// `MR × 16·NT` outputs with weights dequantized in registers as `scale · (q − zero)` — the
+/// same f32 values, accumulated in the same order, as the panel path, so a row's result does
+/// not depend on the batch it came in.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
 unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const NT: usize>(
     w: &PackedQuant,
@@ -188,8 +191,8 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
     let xrow: [*const f32; MR] = std::array::from_fn(|i| a.x.as_ptr().add((r0 + i) * a.stride));
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
-        let mut gacc = [[_mm512_setzero_ps(); NT]; MR];
         let int4 = int4_values();
+        let sc: [__m512; NT] = std::array::from_fn(|j| load_scales(w, base[j], g));
         let mut zero = [_mm512_setzero_ps(); NT];
         if ASYM {
             for j in 0..NT {
@@ -204,12 +207,13 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
             let k0 = g * w.kg + s * step;
             macro_rules! input {
                 ($j:literal) => {{
-                    let wf: [__m512; NT] =
-                        std::array::from_fn(|j| code_as_f32::<BITS, $j, ASYM>(v[j], int4, zero[j]));
+                    let wf: [__m512; NT] = std::array::from_fn(|j| {
+                        _mm512_mul_ps(sc[j], code_as_f32::<BITS, $j, ASYM>(v[j], int4, zero[j]))
+                    });
                     for i in 0..MR {
                         let xb = _mm512_set1_ps(*xrow[i].add(k0 + $j));
                         for j in 0..NT {
-                            gacc[i][j] = _mm512_fmadd_ps(xb, wf[j], gacc[i][j]);
+                            acc[i][j] = _mm512_fmadd_ps(xb, wf[j], acc[i][j]);
                         }
                     }
                 }};
@@ -223,12 +227,6 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
                 input!(5);
                 input!(6);
                 input!(7);
-            }
-        }
-        for j in 0..NT {
-            let sc = load_scales(w, base[j], g);
-            for i in 0..MR {
-                acc[i][j] = _mm512_fmadd_ps(gacc[i][j], sc, acc[i][j]);
             }
         }
     }
