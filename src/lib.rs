@@ -6,10 +6,10 @@
 //! Go through its C ABI (`include/qlinear.h`).
 //!
 //! ```
-//! use qlinear::{CpuDevice, DType, Linear, Module, QuantConfig, QuantizedLinear, Tensor};
+//! use qlinear::{CpuDevice, CpuTensor, DType, Linear, Module, QuantConfig, QuantizedLinear};
 //! # fn main() -> qlinear::Result<()> {
 //! let dev = CpuDevice::new()?;
-//! let input = Tensor::from_f32(vec![0.5; 2 * 256], &[2, 256], &dev)?;
+//! let input = CpuTensor::from_f32(vec![0.5; 2 * 256], &[2, 256], &dev)?;
 //!
 //! let linear = Linear::new(256, 10, true, DType::F32, &dev)?;
 //! let qlinear = QuantizedLinear::from_linear(&linear, &QuantConfig::int8())?;
