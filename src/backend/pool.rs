@@ -7,6 +7,7 @@ use std::ffi::c_void;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::prelude::*;
 
@@ -42,7 +43,7 @@ pub enum Executor {
     /// On the calling thread, one task after another.
     Inline,
     /// On a rayon pool owned by the device (idle workers block; they do not spin for long).
-    Owned(rayon::ThreadPool),
+    Owned(OwnedPool),
     /// Handed to the host's job system.
     Host(HostJobSystem),
 }
@@ -51,7 +52,7 @@ impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Executor::Inline => f.write_str("Inline"),
-            Executor::Owned(p) => write!(f, "Owned({} threads)", p.current_num_threads()),
+            Executor::Owned(p) => write!(f, "Owned({} threads)", p.threads),
             Executor::Host(h) => write!(f, "Host({} threads)", h.threads),
         }
     }
@@ -66,19 +67,30 @@ impl Executor {
         if threads == 1 {
             return Ok(Executor::Inline);
         }
-        rayon::ThreadPoolBuilder::new()
+        let exited = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let signal = Arc::clone(&exited);
+        let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("qlinear-{i}"))
+            .exit_handler(move |_| {
+                let (count, cv) = &*signal;
+                *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                cv.notify_all();
+            })
             .build()
-            .map(Executor::Owned)
-            .map_err(|e| Error::Unsupported(format!("could not start {threads} threads: {e}")))
+            .map_err(|e| Error::Unsupported(format!("could not start {threads} threads: {e}")))?;
+        Ok(Executor::Owned(OwnedPool {
+            pool: Some(pool),
+            threads,
+            exited,
+        }))
     }
 
     /// Threads that may run tasks at once.
     pub fn threads(&self) -> usize {
         match self {
             Executor::Inline => 1,
-            Executor::Owned(p) => p.current_num_threads(),
+            Executor::Owned(p) => p.threads,
             Executor::Host(h) => h.threads.max(1),
         }
     }
@@ -91,11 +103,37 @@ impl Executor {
         }
         match self {
             Executor::Inline => unreachable!("handled above"),
-            Executor::Owned(pool) => {
+            Executor::Owned(owned) => {
+                let pool = owned.pool.as_ref().expect("the pool lives until drop");
                 pool.install(|| (0..n_tasks).into_par_iter().with_max_len(1).for_each(f));
                 Ok(())
             }
             Executor::Host(host) => run_on_host(host, n_tasks, f),
+        }
+    }
+}
+
+/// A rayon pool whose drop waits until its workers have exited, so a freed device leaves
+/// no threads (or thread-local buffers) behind.
+pub struct OwnedPool {
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+    exited: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Drop for OwnedPool {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.take() else { return };
+        // A worker of this very pool cannot wait for itself to exit.
+        let inside = pool.current_thread_index().is_some();
+        drop(pool);
+        if inside {
+            return;
+        }
+        let (count, cv) = &*self.exited;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n < self.threads {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
