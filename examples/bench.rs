@@ -75,21 +75,17 @@ fn time_layers(layers: &[Box<dyn Layer>], x: &[f32], m: usize, y: &mut [f32]) ->
     samples[samples.len() / 2] * 1e6
 }
 
-/// Best-of-5 streaming read bandwidth (GB/s) over `bytes` bytes, split over `threads`.
-fn stream_gbps(buf: &[u64], threads: usize) -> f64 {
-    let chunk = buf.len().div_ceil(threads);
+/// Best-of-5 streaming read bandwidth (GB/s) of `buf`, split over the threads of `pool`
+/// (kept alive across cases, so thread start-up is not timed).
+fn stream_gbps(buf: &[u64], pool: &rayon::ThreadPool) -> f64 {
+    let threads = pool.current_num_threads();
+    let chunk = buf.len().div_ceil(threads).next_multiple_of(64);
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = Instant::now();
-        let total: u64 = std::thread::scope(|s| {
-            let handles: Vec<_> = buf
-                .chunks(chunk)
-                .map(|c| s.spawn(move || read_sum(c)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap())
-                .fold(0, u64::wrapping_add)
+        let total = pool.install(|| {
+            use rayon::prelude::*;
+            buf.par_chunks(chunk).with_max_len(1).map(read_sum).reduce(|| 0, u64::wrapping_add)
         });
         std::hint::black_box(total);
         best = best.min(t.elapsed().as_secs_f64());
@@ -97,12 +93,22 @@ fn stream_gbps(buf: &[u64], threads: usize) -> f64 {
     (buf.len() * 8) as f64 / best / 1e9
 }
 
+/// Sums `c` with the widest loads available (the read is what is measured).
 fn read_sum(c: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present.
+        return unsafe { read_sum_avx512(c) };
+    } else if is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present.
         return unsafe { read_sum_avx2(c) };
     }
+    read_sum_plain(c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_sum_avx512(c: &[u64]) -> u64 {
     read_sum_plain(c)
 }
 
@@ -112,11 +118,12 @@ unsafe fn read_sum_avx2(c: &[u64]) -> u64 {
     read_sum_plain(c)
 }
 
+/// Four independent 512-bit lanes of sums (8 u64 each), so the loop is load-bound.
 #[inline(always)]
 fn read_sum_plain(c: &[u64]) -> u64 {
-    let mut acc = [0u64; 8];
-    for ch in c.chunks_exact(8) {
-        for i in 0..8 {
+    let mut acc = [0u64; 32];
+    for ch in c.chunks_exact(32) {
+        for i in 0..32 {
             acc[i] = acc[i].wrapping_add(ch[i]);
         }
     }
@@ -185,6 +192,7 @@ fn main() {
             };
             for &t in &threads {
                 let dev = CpuDevice::with_threads(t).unwrap();
+                let stream_pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
                 for &mode in modes {
                     for &state in states {
                         let one_bytes = q.as_ref().map_or(4 * k * n, |q| q.size_in_bytes());
@@ -223,7 +231,7 @@ fn main() {
                         let total_bytes: usize = layers.iter().map(|l| l.weight_bytes()).sum();
                         let stream_buf = vec![1u64; total_bytes / 8];
                         for &m in batches {
-                            let stream = stream_gbps(&stream_buf, t);
+                            let stream = stream_gbps(&stream_buf, &stream_pool);
                             let x: Vec<f32> = (0..m * k)
                                 .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0)
                                 .collect();
