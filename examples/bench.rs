@@ -85,7 +85,10 @@ fn stream_gbps(buf: &[u64], pool: &rayon::ThreadPool) -> f64 {
         let t = Instant::now();
         let total = pool.install(|| {
             use rayon::prelude::*;
-            buf.par_chunks(chunk).with_max_len(1).map(read_sum).reduce(|| 0, u64::wrapping_add)
+            buf.par_chunks(chunk)
+                .with_max_len(1)
+                .map(read_sum)
+                .reduce(|| 0, u64::wrapping_add)
         });
         std::hint::black_box(total);
         best = best.min(t.elapsed().as_secs_f64());
@@ -99,39 +102,88 @@ fn read_sum(c: &[u64]) -> u64 {
     if is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present.
         return unsafe { read_sum_avx512(c) };
-    } else if is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        return unsafe { read_sum_avx2(c) };
     }
-    read_sum_plain(c)
+    c.iter().fold(0, |a, &b| a.wrapping_add(b))
 }
 
+/// Four independent 512-bit sums, so the loop is bound by loads, not by add latency.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn read_sum_avx512(c: &[u64]) -> u64 {
-    read_sum_plain(c)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn read_sum_avx2(c: &[u64]) -> u64 {
-    read_sum_plain(c)
-}
-
-/// Four independent 512-bit lanes of sums (8 u64 each), so the loop is load-bound.
-#[inline(always)]
-fn read_sum_plain(c: &[u64]) -> u64 {
-    let mut acc = [0u64; 32];
-    for ch in c.chunks_exact(32) {
-        for i in 0..32 {
-            acc[i] = acc[i].wrapping_add(ch[i]);
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_si512(); 4];
+    let blocks = c.chunks_exact(32);
+    let tail: u64 = blocks.remainder().iter().fold(0, |a, &b| a.wrapping_add(b));
+    for b in blocks {
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_add_epi64(
+                *a,
+                _mm512_loadu_si512(b.as_ptr().add(8 * i) as *const __m512i),
+            );
         }
     }
-    acc.iter().fold(0, |a, &b| a.wrapping_add(b))
+    let sum = _mm512_add_epi64(
+        _mm512_add_epi64(acc[0], acc[1]),
+        _mm512_add_epi64(acc[2], acc[3]),
+    );
+    (_mm512_reduce_add_epi64(sum) as u64).wrapping_add(tail)
+}
+
+/// `--split`: small square layers at batch 1 on 1 and 2 threads, to see from which size
+/// handing work to a second thread pays (the task threshold in `backend/cpu.rs`).
+fn split_threshold() {
+    println!(
+        "{:>6} {:>12} {:>10} {:>10} {:>8}",
+        "K=N", "MACs", "1 thr us", "2 thr us", "speedup"
+    );
+    let one = CpuDevice::with_threads(1).unwrap();
+    let two = CpuDevice::with_threads(2).unwrap();
+    let cfg = QuantConfig {
+        activations: ActivationMode::Dyn8,
+        ..QuantConfig::int4()
+    };
+    for size in [64, 128, 256, 362, 512, 724, 1024, 2048] {
+        let lin =
+            Linear::<qlinear::Cpu>::new_seeded(size, size, false, DType::F32, &one, 3).unwrap();
+        let q = QuantizedLinear::from_linear(
+            &lin,
+            &QuantConfig {
+                search: false,
+                ..cfg
+            },
+        )
+        .unwrap();
+        let x = vec![0.5f32; size];
+        let mut y = vec![0f32; size];
+        let mut us = [0.0; 2];
+        for (i, dev) in [&one, &two].into_iter().enumerate() {
+            let layer: Vec<Box<dyn Layer>> = vec![Box::new(
+                QuantizedLinear::try_new_with_mode(
+                    q.weight_quantized().clone(),
+                    None,
+                    dev.clone(),
+                    cfg.activations,
+                )
+                .unwrap(),
+            )];
+            us[i] = time_layers(&layer, &x, 1, &mut y);
+        }
+        println!(
+            "{size:>6} {:>12} {:>10.2} {:>10.2} {:>7.2}x",
+            size * size,
+            us[0],
+            us[1],
+            us[0] / us[1]
+        );
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--split") {
+        split_threshold();
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let csv = args.iter().any(|a| a == "--csv");
     let threads: Vec<usize> = args
@@ -192,7 +244,10 @@ fn main() {
             };
             for &t in &threads {
                 let dev = CpuDevice::with_threads(t).unwrap();
-                let stream_pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+                let stream_pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap();
                 for &mode in modes {
                     for &state in states {
                         let one_bytes = q.as_ref().map_or(4 * k * n, |q| q.size_in_bytes());

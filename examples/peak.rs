@@ -34,7 +34,9 @@ unsafe fn vnni_chains() -> i32 {
             *v = _mm512_dpbusd_epi32(*v, b, c);
         }
     }
-    a.iter().map(|v| _mm512_reduce_add_epi32(*v)).fold(0, i32::wrapping_add)
+    a.iter()
+        .map(|v| _mm512_reduce_add_epi32(*v))
+        .fold(0, i32::wrapping_add)
 }
 
 /// Runs `f` on `threads` threads at once; returns total ops/s given `ops` per call.
@@ -42,7 +44,9 @@ fn rate(threads: usize, ops: f64, f: fn() -> f64) -> f64 {
     let t = Instant::now();
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads).map(|_| s.spawn(f)).collect();
-        hs.into_iter().map(|h| std::hint::black_box(h.join().unwrap())).sum::<f64>()
+        hs.into_iter()
+            .map(|h| std::hint::black_box(h.join().unwrap()))
+            .sum::<f64>()
     });
     threads as f64 * ops / t.elapsed().as_secs_f64()
 }

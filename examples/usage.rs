@@ -10,7 +10,11 @@ fn main() -> qlinear::Result<()> {
     let qlinear = QuantizedLinear::from_linear(&linear, &QuantConfig::int8())?;
     let output = qlinear.forward(&input)?;
 
-    println!("output shape {:?}: {:?}", output.shape(), output.to_f32_vec());
+    println!(
+        "output shape {:?}: {:?}",
+        output.shape(),
+        output.to_f32_vec()
+    );
     println!("memory saved: {} bytes", qlinear.memory_savings_bytes());
     Ok(())
 }

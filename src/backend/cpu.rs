@@ -155,7 +155,7 @@ fn default_threads() -> usize {
 
 /// Multiply-adds below which a call runs as one task: handing work to another thread
 /// costs a few microseconds (measured with `examples/bench.rs --split`).
-const MIN_MACS_PER_TASK: usize = 1 << 18;
+const MIN_MACS_PER_TASK: usize = 1 << 21;
 /// Rows per task when splitting rows.
 const ROWS_PER_TASK: usize = 64;
 /// Most tasks one call is cut into.

@@ -9,8 +9,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
 
 /// A task body: called once for each index in `0..n_tasks`, possibly concurrently.
@@ -42,7 +40,8 @@ unsafe impl Sync for HostJobSystem {}
 pub enum Executor {
     /// On the calling thread, one task after another.
     Inline,
-    /// On a rayon pool owned by the device (idle workers block; they do not spin for long).
+    /// On the calling thread plus `threads − 1` workers of a rayon pool owned by the device
+    /// (idle workers block; they do not spin for long).
     Owned(OwnedPool),
     /// Handed to the host's job system.
     Host(HostJobSystem),
@@ -70,7 +69,7 @@ impl Executor {
         let exited = Arc::new((Mutex::new(0usize), Condvar::new()));
         let signal = Arc::clone(&exited);
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(threads - 1)
             .thread_name(|i| format!("qlinear-{i}"))
             .exit_handler(move |_| {
                 let (count, cv) = &*signal;
@@ -105,7 +104,23 @@ impl Executor {
             Executor::Inline => unreachable!("handled above"),
             Executor::Owned(owned) => {
                 let pool = owned.pool.as_ref().expect("the pool lives until drop");
-                pool.install(|| (0..n_tasks).into_par_iter().with_max_len(1).for_each(f));
+                // The caller works too, taking tasks from the same counter as the workers:
+                // a call never waits for a worker to wake up before progress starts, and a
+                // short call may finish before the workers arrive.
+                let next = AtomicUsize::new(0);
+                let drain = || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n_tasks {
+                        break;
+                    }
+                    f(i);
+                };
+                pool.in_place_scope(|scope| {
+                    for _ in 0..(owned.threads - 1).min(n_tasks - 1) {
+                        scope.spawn(|_| drain());
+                    }
+                    drain();
+                });
                 Ok(())
             }
             Executor::Host(host) => run_on_host(host, n_tasks, f),
@@ -132,7 +147,7 @@ impl Drop for OwnedPool {
         }
         let (count, cv) = &*self.exited;
         let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n < self.threads {
+        while *n < self.threads - 1 {
             n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
     }
