@@ -175,9 +175,9 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32, const ASYM: bool>(
     }
 }
 
-/// `MR × 16·NT` outputs with weights dequantized in registers as `scale · (q − zero)` — the
-/// same f32 values, accumulated in the same order, as the panel path, so a row's result does
-/// not depend on the batch it came in.
+/// `MR × 16·NT` outputs with codes decoded to `q − zero` in registers. Each group is summed
+/// unscaled, then scaled once: `acc += s_g · Σ_{k∈g} x_k (q_k − z_g)` — the same operations,
+/// in the same order, as the panel path, so a row's result does not depend on its batch.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
 unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const NT: usize>(
     w: &PackedQuant,
@@ -192,7 +192,7 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
         let int4 = int4_values();
-        let sc: [__m512; NT] = std::array::from_fn(|j| load_scales(w, base[j], g));
+        let mut gacc = [[_mm512_setzero_ps(); NT]; MR];
         let mut zero = [_mm512_setzero_ps(); NT];
         if ASYM {
             for j in 0..NT {
@@ -207,13 +207,12 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
             let k0 = g * w.kg + s * step;
             macro_rules! input {
                 ($j:literal) => {{
-                    let wf: [__m512; NT] = std::array::from_fn(|j| {
-                        _mm512_mul_ps(sc[j], code_as_f32::<BITS, $j, ASYM>(v[j], int4, zero[j]))
-                    });
+                    let wf: [__m512; NT] =
+                        std::array::from_fn(|j| code_as_f32::<BITS, $j, ASYM>(v[j], int4, zero[j]));
                     for i in 0..MR {
                         let xb = _mm512_set1_ps(*xrow[i].add(k0 + $j));
                         for j in 0..NT {
-                            acc[i][j] = _mm512_fmadd_ps(xb, wf[j], acc[i][j]);
+                            gacc[i][j] = _mm512_fmadd_ps(xb, wf[j], gacc[i][j]);
                         }
                     }
                 }};
@@ -227,6 +226,12 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
                 input!(5);
                 input!(6);
                 input!(7);
+            }
+        }
+        for j in 0..NT {
+            let sc = load_scales(w, base[j], g);
+            for i in 0..MR {
+                acc[i][j] = _mm512_fmadd_ps(gacc[i][j], sc, acc[i][j]);
             }
         }
     }
@@ -246,7 +251,8 @@ thread_local! {
     static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Dequantizes tile `t` (all `k_padded` inputs) into `panel` as `[k][16]` f32.
+/// Decodes tile `t` (all `k_padded` inputs) into `panel` as `[k][16]` f32 values `q − zero`
+/// (scales are applied per group by [`panel_block`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
 unsafe fn dequantize_tile<const BITS: u8, const ASYM: bool>(
     w: &PackedQuant,
@@ -256,7 +262,6 @@ unsafe fn dequantize_tile<const BITS: u8, const ASYM: bool>(
     let step = if BITS == 8 { 4 } else { 8 };
     let base = w.tile(t).as_ptr();
     for g in 0..w.groups {
-        let sc = load_scales(w, base, g);
         let int4 = int4_values();
         let zero = if ASYM {
             load_zeros(w, base, g)
@@ -269,7 +274,7 @@ unsafe fn dequantize_tile<const BITS: u8, const ASYM: bool>(
             macro_rules! input {
                 ($j:literal) => {{
                     let q = code_as_f32::<BITS, $j, ASYM>(v, int4, zero);
-                    _mm512_store_ps(out.add($j * NR), _mm512_mul_ps(sc, q));
+                    _mm512_store_ps(out.add($j * NR), q);
                 }};
             }
             input!(0);
@@ -282,6 +287,45 @@ unsafe fn dequantize_tile<const BITS: u8, const ASYM: bool>(
                 input!(6);
                 input!(7);
             }
+        }
+    }
+}
+
+/// `MR × 16·NT` outputs from decoded panels `p[j]` (`[k][16]` of `q − zero`) of tiles
+/// `t0..t0+NT`: per group, `acc += s_g · Σ x·(q − z)`, as [`exact_block`] computes it.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")]
+unsafe fn panel_block<const MR: usize, const NT: usize>(
+    w: &PackedQuant,
+    p: [*const f32; NT],
+    x: *const f32,
+    ldx: usize,
+    t0: usize,
+    y: *mut f32,
+    ld: usize,
+) {
+    let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
+    let mut acc = [[_mm512_setzero_ps(); NT]; MR];
+    for g in 0..w.groups {
+        let mut gacc = [[_mm512_setzero_ps(); NT]; MR];
+        for kk in g * w.kg..g * w.kg + w.group_len_padded(g) {
+            let wv: [__m512; NT] = std::array::from_fn(|j| _mm512_load_ps(p[j].add(kk * NR)));
+            for (i, row) in gacc.iter_mut().enumerate() {
+                let xb = _mm512_set1_ps(*x.add(i * ldx + kk));
+                for j in 0..NT {
+                    row[j] = _mm512_fmadd_ps(xb, wv[j], row[j]);
+                }
+            }
+        }
+        for j in 0..NT {
+            let sc = load_scales(w, base[j], g);
+            for i in 0..MR {
+                acc[i][j] = _mm512_fmadd_ps(gacc[i][j], sc, acc[i][j]);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for j in 0..NT {
+            _mm512_mask_storeu_ps(y.add(i * ld + j * NR), col_mask(t0 + j, w.n), row[j]);
         }
     }
 }
@@ -328,15 +372,13 @@ unsafe fn exact_gemm<const BITS: u8, const ASYM: bool>(
             }
             let mut r = rows.start;
             while r < rows.end {
-                let mr = (rows.end - r).min(6);
+                let mr = (rows.end - r).min(4);
                 let x = a.x.as_ptr().add(r * a.stride);
                 let out = y.ptr.add(r * y.ld + t * NR);
                 if nt == 2 {
-                    let m = [col_mask(t, w.n), col_mask(t + 1, w.n)];
-                    dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => f32_block::<M, 2>([p0, p1], kp, x, a.stride, out, y.ld, m));
+                    dispatch_rows!(mr; 1, 2, 3; 4; M => panel_block::<M, 2>(w, [p0, p1], x, a.stride, t, out, y.ld));
                 } else {
-                    let m = [col_mask(t, w.n)];
-                    dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => f32_block::<M, 1>([p0], kp, x, a.stride, out, y.ld, m));
+                    dispatch_rows!(mr; 1, 2, 3; 4; M => panel_block::<M, 1>(w, [p0], x, a.stride, t, out, y.ld));
                 }
                 r += mr;
             }
