@@ -17,7 +17,7 @@ use qlinear::quant::reference_formats::{
 use qlinear::rng::SplitMix64;
 use qlinear::{
     ActivationMode, CpuDevice, CpuTensor, DType, Granularity, Linear, Module, QuantConfig,
-    QuantizedLinear, Result,
+    QuantizedLinear, Result, ScaleDType,
 };
 
 /// Default layer size (in = out), overridden by the first argument.
@@ -61,6 +61,18 @@ fn random_input(m: usize, k: usize, seed: u64, dev: &CpuDevice) -> Result<CpuTen
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// How a comparison row is quantized: by qlinear, or by an emulated ggml format.
+enum Scheme {
+    Ours(QuantConfig),
+    Emulated(fn(&[f32], usize) -> Vec<f32>, f64),
+}
+
+/// Gaussian weights with standard deviation 0.02.
+fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| 0.02 * rng.normal()).collect()
 }
 
 /// Gaussian weights (std 0.02) with about 1 in 2000 set to ±(50..300)·0.02.
@@ -215,50 +227,82 @@ fn main() -> Result<()> {
          quantize s = from_linear time, only repacking for rows that reuse a quantized weight)"
     );
 
-    // Heavy-tailed weights: the defaults against emulated ggml formats.
+    // Accuracy of the schemes against emulated ggml formats, on Gaussian and on
+    // heavy-tailed weights (the data the defaults were chosen from).
     let (n, k) = (HT_OUT.min(dim), in_f);
-    let wh = heavy_tailed(n * k, 99);
-    let ht_linear = Linear::from_tensors(CpuTensor::from_f32(wh.clone(), &[n, k], &dev)?, None)?;
     let x = random_input(32, k, 5, &dev)?;
-    let y_ref = ht_linear.forward(&x)?.to_f32_vec();
-    let emulated_error = |dq: Vec<f32>| -> Result<(f64, f64)> {
-        let w_err = rel_error(&dq, &wh);
-        let l = Linear::from_tensors(CpuTensor::from_f32(dq, &[n, k], &dev)?, None)?;
-        Ok((w_err, rel_error(&l.forward(&x)?.to_f32_vec(), &y_ref)))
+    let no_search = |c: QuantConfig| QuantConfig { search: false, ..c };
+    let asym = |g: usize| {
+        QuantConfig::builder()
+            .bits(4)
+            .group_size(g)
+            .symmetric(false)
+            .build()
     };
-    println!(
-        "\nHeavy-tailed weights ({n}x{k}, std 0.02, 1 in 2000 set to ±(50..300)·0.02), batch 32:"
-    );
-    println!(
-        "{:<18} {:>6} {:>10} {:>10}",
-        "format", "bits", "rel w err", "rel y err"
-    );
-    for (label, cfg, emu_label, emu, emu_bits) in [
+    let schemes: Vec<(&str, Scheme)> = vec![
         (
-            "int8() default",
-            QuantConfig::int8(),
             "Q8_0 (emulated)",
-            q8_0_dequant as fn(&[f32], usize) -> Vec<f32>,
-            Q8_0_BITS_PER_WEIGHT,
+            Scheme::Emulated(q8_0_dequant, Q8_0_BITS_PER_WEIGHT),
+        ),
+        ("int8() default", Scheme::Ours(QuantConfig::int8())),
+        (
+            "int8 g32 no search",
+            Scheme::Ours(no_search(QuantConfig::int8())),
         ),
         (
-            "int4() default",
-            QuantConfig::int4(),
+            "int8 per-channel",
+            Scheme::Ours(
+                QuantConfig::builder()
+                    .granularity(Granularity::PerChannel)
+                    .scale_dtype(ScaleDType::F32)
+                    .build()?,
+            ),
+        ),
+        (
             "Q4_0 (emulated)",
-            q4_0_dequant,
-            Q4_0_BITS_PER_WEIGHT,
+            Scheme::Emulated(q4_0_dequant, Q4_0_BITS_PER_WEIGHT),
+        ),
+        ("int4() default", Scheme::Ours(QuantConfig::int4())),
+        (
+            "int4 g32 no search",
+            Scheme::Ours(no_search(QuantConfig::int4())),
+        ),
+        ("int4 g32 asym", Scheme::Ours(asym(32)?)),
+        ("int4 g64 asym", Scheme::Ours(asym(64)?)),
+        ("int4 g128 asym", Scheme::Ours(asym(128)?)),
+    ];
+    for (kind, w) in [
+        ("Gaussian (std 0.02)", gaussian(n * k, 98)),
+        (
+            "heavy-tailed (std 0.02, 1 in 2000 at ±(50..300)·0.02)",
+            heavy_tailed(n * k, 99),
         ),
     ] {
-        let q = QuantizedLinear::from_linear(&ht_linear, &cfg)?;
-        let wq = q.weight_quantized();
-        let w_err = rel_error(&wq.dequantize(), &wh);
-        let y_err = rel_error(&q.forward(&x)?.to_f32_vec(), &y_ref);
+        let linear = Linear::from_tensors(CpuTensor::from_f32(w.clone(), &[n, k], &dev)?, None)?;
+        let y_ref = linear.forward(&x)?.to_f32_vec();
         println!(
-            "{label:<18} {:>6.3} {w_err:>10.3e} {y_err:>10.3e}",
-            wq.bits_per_weight()
+            "\nAccuracy on {kind} weights {n}x{k}, batch 32 (y err relative to the f32 Linear):"
         );
-        let (ew, ey) = emulated_error(emu(&wh, k))?;
-        println!("{emu_label:<18} {emu_bits:>6.3} {ew:>10.3e} {ey:>10.3e}");
+        println!(
+            "{:<20} {:>6} {:>10} {:>10}",
+            "scheme", "bits", "rel w err", "rel y err"
+        );
+        for (label, scheme) in &schemes {
+            let (bits, dq) = match scheme {
+                Scheme::Emulated(f, bits) => (*bits, f(&w, k)),
+                Scheme::Ours(cfg) => {
+                    let q = QuantizedLinear::from_linear(&linear, cfg)?;
+                    let wq = q.weight_quantized();
+                    (wq.bits_per_weight(), wq.dequantize())
+                }
+            };
+            let l = Linear::from_tensors(CpuTensor::from_f32(dq.clone(), &[n, k], &dev)?, None)?;
+            let y_err = rel_error(&l.forward(&x)?.to_f32_vec(), &y_ref);
+            println!(
+                "{label:<20} {bits:>6.3} {:>10.3e} {y_err:>10.3e}",
+                rel_error(&dq, &w)
+            );
+        }
     }
     Ok(())
 }

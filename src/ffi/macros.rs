@@ -74,7 +74,7 @@ fn check_len<T>(len: usize, what: &str) -> Result<(), FfiError> {
     }
     if len
         .checked_mul(std::mem::size_of::<T>())
-        .map_or(true, |b| b > isize::MAX as usize)
+        .is_none_or(|b| b > isize::MAX as usize)
     {
         return Err(FfiError::invalid(format!(
             "{what}: length {len} is too large"
