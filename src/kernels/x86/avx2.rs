@@ -258,16 +258,7 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
                     }
                 }};
             }
-            input!(0);
-            input!(1);
-            input!(2);
-            input!(3);
-            if BITS == 4 {
-                input!(4);
-                input!(5);
-                input!(6);
-                input!(7);
-            }
+            each_input!(BITS, input);
         }
         for j in 0..NT {
             let sc = load_scales(w, base[j], g);

@@ -217,16 +217,7 @@ unsafe fn exact_block<const BITS: u8, const ASYM: bool, const MR: usize, const N
                     }
                 }};
             }
-            input!(0);
-            input!(1);
-            input!(2);
-            input!(3);
-            if BITS == 4 {
-                input!(4);
-                input!(5);
-                input!(6);
-                input!(7);
-            }
+            each_input!(BITS, input);
         }
         for j in 0..NT {
             let sc = load_scales(w, base[j], g);
@@ -277,16 +268,7 @@ unsafe fn dequantize_tile<const BITS: u8, const ASYM: bool>(
                     _mm512_store_ps(out.add($j * NR), q);
                 }};
             }
-            input!(0);
-            input!(1);
-            input!(2);
-            input!(3);
-            if BITS == 4 {
-                input!(4);
-                input!(5);
-                input!(6);
-                input!(7);
-            }
+            each_input!(BITS, input);
         }
     }
 }

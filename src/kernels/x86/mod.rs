@@ -13,6 +13,22 @@ macro_rules! dispatch_rows {
     };
 }
 
+/// Expands `$m!(j)` for each input `j` of a 64-byte step: 0..4 for int8, 0..8 for int4.
+macro_rules! each_input {
+    ($bits:expr, $m:ident) => {
+        $m!(0);
+        $m!(1);
+        $m!(2);
+        $m!(3);
+        if $bits == 4 {
+            $m!(4);
+            $m!(5);
+            $m!(6);
+            $m!(7);
+        }
+    };
+}
+
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
