@@ -1559,3 +1559,27 @@ fn the_emulated_formats_are_sane() {
     assert_eq!(d[4], -1.0);
     assert_eq!(d[5], 3.5);
 }
+
+#[test]
+fn nan_or_infinite_activations_are_refused_in_every_mode() {
+    let dev = &devices()[0];
+    let linear = Linear::<Cpu>::new_seeded(8, 4, true, DType::F32, dev, 1).unwrap();
+    for bad in [f32::NAN, f32::INFINITY] {
+        let mut x = vec![0.5f32; 16];
+        x[9] = bad;
+        let x = T::from_f32(x, &[2, 8], dev).unwrap();
+        assert_err(
+            linear.forward(&x),
+            "NonFinite",
+            &["activations", "element 9"],
+        );
+        for mode in [ActivationMode::Exact, ActivationMode::Dyn8] {
+            let cfg = QuantConfig {
+                activations: mode,
+                ..QuantConfig::int4()
+            };
+            let q = QuantizedLinear::from_linear(&linear, &cfg).unwrap();
+            assert_err(q.forward(&x), "NonFinite", &["activations", "element 9"]);
+        }
+    }
+}

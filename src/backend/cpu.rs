@@ -274,6 +274,9 @@ fn check_lengths(
             return Err(Error::shape(op, format!("bias of {n} values"), b.len()));
         }
     }
+    // NaN/Inf activations are refused in every mode (dyn8 could not scale them, and a
+    // silent NaN output is worse than an error naming the element).
+    crate::error::check_finite(x, "activations")?;
     Ok(())
 }
 
@@ -323,7 +326,6 @@ fn prepare_dyn8<'a>(
     unsigned: bool,
     s: &'a mut Scratch,
 ) -> Result<Dyn8Acts<'a>> {
-    crate::error::check_finite(x, "activations")?;
     let stride = w.k_padded;
     let q = resize(&mut s.q, m * stride);
     let scales = resize(&mut s.scales, m);
