@@ -456,3 +456,39 @@ impl Backend for Cpu {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_grid_covers_every_row_and_tile_exactly_once() {
+        for (m, n, k) in [
+            (1, 1, 1),
+            (1, 2100, 2100),
+            (3, 4096, 4096),
+            (70, 700, 1000),
+            (300, 33, 5),
+        ] {
+            let grid = TaskGrid::for_shape(m, n, k);
+            let tiles = n.div_ceil(NR);
+            let mut seen = vec![0u8; m * tiles];
+            for i in 0..grid.tasks() {
+                let (rows, ts) = grid.task(i, m, tiles);
+                for r in rows {
+                    for t in ts.clone() {
+                        seen[r * tiles + t] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&c| c == 1), "({m}, {n}, {k}): {grid:?}");
+        }
+    }
+
+    #[test]
+    fn small_calls_stay_one_task_and_large_ones_split() {
+        assert_eq!(TaskGrid::for_shape(1, 512, 512).tasks(), 1);
+        assert!(TaskGrid::for_shape(1, 4096, 4096).tasks() >= 4);
+        assert!(TaskGrid::for_shape(128, 4096, 4096).tasks() <= MAX_TASKS);
+    }
+}
