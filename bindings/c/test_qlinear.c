@@ -959,7 +959,7 @@ static void test_quantized_errors(const qlinear_device *dev) {
 
 /* Executors: inline, owned pool, host job system and 4 caller threads agree bit for bit. */
 static void test_executors(void) {
-    enum { N = 48, K = 64, R = 256 }; /* large enough for the call to be split into tasks */
+    enum { N = 64, K = 128, R = 1024 }; /* 8M multiply-adds: split into several tasks */
     float *w = rand_vec(N * K, 0.3f), *b = rand_vec(N, 0.1f), *x = rand_vec(R * K, 1.0f);
     float *y1 = malloc(R * N * sizeof(float)), *y2 = malloc(R * N * sizeof(float)),
           *y3 = malloc(R * N * sizeof(float));
