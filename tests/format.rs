@@ -586,7 +586,7 @@ fn mutation_smoke_never_panics() {
         for _ in 0..1 + rng.next_u64() % 4 {
             let kind = rng.next_u64() % 6;
             // Mostly the header region: that is where the parser's decisions are.
-            let at = if rng.next_u64() % 4 == 0 {
+            let at = if rng.next_u64().is_multiple_of(4) {
                 (rng.next_u64() % b.len().max(1) as u64) as usize
             } else {
                 (rng.next_u64() % hl as u64) as usize
@@ -618,10 +618,10 @@ fn mutation_smoke_never_panics() {
             }
         }
         if b.len() >= 32 {
-            if rng.next_u64() % 2 == 0 {
+            if rng.next_u64().is_multiple_of(2) {
                 fix_section_crcs(&mut b);
             }
-            if rng.next_u64() % 4 != 0 {
+            if !rng.next_u64().is_multiple_of(4) {
                 fix_header_crc(&mut b);
             }
         }

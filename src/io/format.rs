@@ -365,7 +365,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
                 }
                 continue;
             }
-            if offset % ALIGN as u64 != 0 {
+            if !offset.is_multiple_of(ALIGN as u64) {
                 return Err(corrupt(format!(
                     "{}: offset {offset} is not a multiple of {ALIGN}",
                     what()
