@@ -191,7 +191,7 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-/// Reads `input`, imports it with [`import`] and writes the layers to `output`.
+/// Memory-maps `input` (checkpoints may be larger than RAM), imports it with [`import`] and writes the layers to `output`.
 pub fn quantize_file(
     input: impl AsRef<Path>,
     output: impl AsRef<Path>,
@@ -200,7 +200,18 @@ pub fn quantize_file(
     progress: impl FnMut(usize, usize, &ImportedLayer),
 ) -> Result<Vec<ImportedLayer>> {
     let input = input.as_ref();
-    let bytes = std::fs::read(input).map_err(|e| Error::Io(format!("{}: {e}", input.display())))?;
+    let ioerr = |e: std::io::Error| Error::Io(format!("{}: {e}", input.display()));
+    let file = std::fs::File::open(input).map_err(ioerr)?;
+    if !file.metadata().map_err(ioerr)?.is_file() {
+        return Err(Error::Io(format!(
+            "{}: not a regular file",
+            input.display()
+        )));
+    }
+    // SAFETY: a read-only mapping used only during this call; the safetensors parser
+    // bounds-checks everything it reads. The file must not change while it is imported
+    // (a concurrent truncation could raise SIGBUS), as with any memory-mapped input.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(ioerr)?;
     let layers = import(&bytes, options, device, progress)?;
     let named: Vec<(&str, &QuantizedLinear<Cpu>)> =
         layers.iter().map(|l| (l.name.as_str(), &l.layer)).collect();
