@@ -117,13 +117,19 @@ typedef struct qlinear_device qlinear_device;
 typedef struct qlinear_linear qlinear_linear;
 
 /**
+ * Named quantized layers loaded from a qlinear file.
+ */
+typedef struct qlinear_model qlinear_model;
+
+/**
  * A quantization recipe: bits, scale granularity, symmetric or not, scale storage type,
  * activation mode. Only read by the calls it is passed to.
  */
 typedef struct qlinear_quant_config qlinear_quant_config;
 
 /**
- * A linear layer with INT8 or INT4 weights.
+ * A linear layer with INT8 or INT4 weights. Held through an `Arc` so a handle taken from a
+ * model shares the model's packed weights and may outlive the model.
  */
 typedef struct qlinear_quantized_linear qlinear_quantized_linear;
 
@@ -454,6 +460,99 @@ qlinear_status qlinear_linear_shape(const qlinear_linear *layer,
  * `layer` is NULL or a live layer, freed once.
  */
 void qlinear_linear_free(qlinear_linear *layer);
+
+/**
+ * Loads a qlinear file: validates every header field and checksum, then packs each layer
+ * for `device`. A missing or unreadable file fails with QLINEAR_ERR_IO, a malformed one
+ * with QLINEAR_ERR_CORRUPT. Free the model with `qlinear_model_free`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `path` is NULL or NUL-terminated; `device` is NULL or live; `out` is NULL or writable.
+ */
+qlinear_status qlinear_model_load_file(const char *path,
+                                       const qlinear_device *device,
+                                       qlinear_model **out);
+
+/**
+ * Loads a qlinear file held in memory (`data`, `len` bytes), as `qlinear_model_load_file`.
+ * The buffer is only read during the call: the model keeps no pointer into it. `len` 0
+ * fails with QLINEAR_ERR_CORRUPT (an empty file is truncated).
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `data` is NULL or valid for `len` bytes; `device` is NULL or live; `out` is NULL or
+ * writable.
+ */
+qlinear_status qlinear_model_load_memory(const uint8_t *data,
+                                         size_t len,
+                                         const qlinear_device *device,
+                                         qlinear_model **out);
+
+/**
+ * Saves `count` layers to `path` (created or truncated): `layers[i]` under the name
+ * `names[i]` (UTF-8, unique, at most 4096 bytes). The layers are only read.
+ *
+ * Thread safety: any thread; the layers may be running forward on other threads.
+ *
+ * # Safety
+ * `path` is NULL or NUL-terminated; `layers` and `names` are NULL or arrays of `count`
+ * pointers to live handles and NUL-terminated strings.
+ */
+qlinear_status qlinear_model_save_file(const char *path,
+                                       const qlinear_quantized_linear *const *layers,
+                                       const char *const *names,
+                                       size_t count);
+
+/**
+ * Writes the number of layers of `model` to `count`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or live; `count` is NULL or writable.
+ */
+qlinear_status qlinear_model_layer_count(const qlinear_model *model, size_t *count);
+
+/**
+ * Writes the name of layer `index` (file order) to `name`: a NUL-terminated UTF-8 string
+ * owned by the model, valid until `qlinear_model_free`. An index out of range fails with
+ * INVALID_ARGUMENT.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or live; `name` is NULL or writable.
+ */
+qlinear_status qlinear_model_layer_name(const qlinear_model *model,
+                                        size_t index,
+                                        const char **name);
+
+/**
+ * Writes a new layer handle for the layer called `name` to `layer`. The handle shares the
+ * model's weights (no copy) and stays valid after `qlinear_model_free`; free it with
+ * `qlinear_quantized_linear_free`. An unknown name fails with INVALID_ARGUMENT.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or live; `name` is NULL or NUL-terminated; `layer` is NULL or writable.
+ */
+qlinear_status qlinear_model_get_layer(const qlinear_model *model,
+                                       const char *name,
+                                       qlinear_quantized_linear **layer);
+
+/**
+ * Frees a model; NULL is a no-op. Layer handles taken from it stay valid.
+ *
+ * Thread safety: not while another thread uses `model`.
+ *
+ * # Safety
+ * `model` is NULL or a live model not used by another thread, not freed before.
+ */
+void qlinear_model_free(qlinear_model *model);
 
 /**
  * Quantizes `linear` with `config` (weights, bias and device are taken from the layer; the

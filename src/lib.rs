@@ -28,6 +28,7 @@ pub mod backend;
 pub mod dtype;
 pub mod error;
 pub mod ffi;
+pub mod io;
 pub mod kernels;
 pub mod nn;
 pub mod quant;
@@ -39,6 +40,7 @@ pub use backend::pool::HostJobSystem;
 pub use backend::{Backend, Cpu, CpuDevice, CpuDeviceBuilder};
 pub use dtype::{bf16, f16, DType};
 pub use error::{Error, Result};
+pub use io::QuantizedModel;
 pub use kernels::Isa;
 pub use nn::{Linear, Module, QuantizedLinear};
 pub use quant::{

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qlinear.h"
 
@@ -1081,6 +1082,124 @@ static void test_allocator(void) {
     free(x);
 }
 
+/* ---------------------------------------------------------------- model files */
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n);
+        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+        *len = (size_t)n;
+    }
+    fclose(f);
+    return buf;
+}
+
+static void test_model(const qlinear_device *dev) {
+    enum { N = 9, K = 40, R = 2 };
+    float *w = rand_vec(N * K, 0.3f), *b = rand_vec(N, 0.1f), *x = rand_vec(R * K, 1.0f);
+    float y_a[R * N], y_b[R * N], y_got[R * N];
+    qlinear_quant_config *c8 = NULL, *c4 = NULL;
+    qlinear_quantized_linear *qa = NULL, *qb = NULL, *got = NULL, *bad = NULL;
+    qlinear_model *m = NULL, *mm = NULL, *bad_m = NULL;
+    const qlinear_quantized_linear *layers[2];
+    const char *names[2] = {"attn.q_proj", "mlp.up_proj"};
+    const char *name = NULL;
+    char path[] = "/tmp/qlinear_model_XXXXXX";
+    unsigned char *bytes = NULL;
+    size_t len = 0, count = 0;
+    int fd;
+
+    REQUIRE(qlinear_quant_config_create_int8(&c8));
+    REQUIRE(qlinear_quant_config_create_int4(&c4));
+    REQUIRE(qlinear_quant_config_set_symmetric(c4, false));
+    REQUIRE(qlinear_quantized_linear_quantize(dev, w, N * K, N, K, b, N, c8, &qa));
+    REQUIRE(qlinear_quantized_linear_quantize(dev, w, N * K, N, K, NULL, 0, c4, &qb));
+    REQUIRE(qlinear_quantized_linear_forward(qa, x, R, R * K, y_a, R * N));
+    REQUIRE(qlinear_quantized_linear_forward(qb, x, R, R * K, y_b, R * N));
+    layers[0] = qa;
+    layers[1] = qb;
+
+    fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd >= 0) close(fd);
+    EXPECT(qlinear_model_save_file(path, layers, names, 2), QLINEAR_OK);
+    EXPECT(qlinear_model_save_file(NULL, layers, names, 2), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_save_file(path, NULL, names, 2), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_save_file(path, layers, NULL, 2), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_save_file("/nonexistent-dir/x.qlin", layers, names, 2), QLINEAR_ERR_IO);
+    {
+        const char *dup[2] = {"same", "same"};
+        EXPECT(qlinear_model_save_file("/tmp/qlinear_never_written.qlin", layers, dup, 2),
+               QLINEAR_ERR_INVALID_ARGUMENT);
+        remove("/tmp/qlinear_never_written.qlin");
+    }
+
+    /* load from file */
+    EXPECT(qlinear_model_load_file(path, dev, &m), QLINEAR_OK);
+    EXPECT(qlinear_model_load_file(NULL, dev, &bad_m), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_load_file(path, NULL, &bad_m), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_load_file(path, dev, NULL), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_load_file("/nonexistent-dir/missing.qlin", dev, &bad_m), QLINEAR_ERR_IO);
+    CHECK(bad_m == NULL, "failed loads leave *out untouched");
+    EXPECT(qlinear_model_layer_count(m, &count), QLINEAR_OK);
+    CHECK(count == 2, "layer count %zu", count);
+    EXPECT(qlinear_model_layer_count(NULL, &count), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_layer_name(m, 1, &name), QLINEAR_OK);
+    CHECK(name && strcmp(name, "mlp.up_proj") == 0, "layer 1 name in file order");
+    EXPECT(qlinear_model_layer_name(m, 2, &name), QLINEAR_ERR_INVALID_ARGUMENT);
+    EXPECT(qlinear_model_layer_name(m, 0, NULL), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_model_get_layer(m, "attn.q_proj", &got), QLINEAR_OK);
+    EXPECT(qlinear_model_get_layer(m, "nope", &bad), QLINEAR_ERR_INVALID_ARGUMENT);
+    EXPECT(qlinear_model_get_layer(m, NULL, &bad), QLINEAR_ERR_NULL_ARGUMENT);
+    CHECK(bad == NULL, "unknown layer leaves *out untouched");
+    qlinear_model_free(m); /* the layer handle outlives the model */
+    REQUIRE(qlinear_quantized_linear_forward(got, x, R, R * K, y_got, R * N));
+    CHECK(same_bits(y_got, y_a, R * N), "loaded int8 layer: bit-identical forward");
+    qlinear_quantized_linear_free(got);
+    got = NULL;
+
+    /* load from memory; the buffer is freed right after the call */
+    bytes = read_all(path, &len);
+    CHECK(bytes != NULL && len > 64, "read back %zu bytes", len);
+    if (bytes) {
+        EXPECT(qlinear_model_load_memory(bytes, len, dev, &mm), QLINEAR_OK);
+        EXPECT(qlinear_model_load_memory(NULL, len, dev, &bad_m), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_model_load_memory(bytes, 0, dev, &bad_m), QLINEAR_ERR_CORRUPT);
+        EXPECT(qlinear_model_load_memory(bytes, len - 1, dev, &bad_m), QLINEAR_ERR_CORRUPT);
+        bytes[len - 5] ^= 0x40; /* a payload byte: checksum mismatch */
+        EXPECT(qlinear_model_load_memory(bytes, len, dev, &bad_m), QLINEAR_ERR_CORRUPT);
+        bytes[len - 5] ^= 0x40;
+        bytes[0] = 'X'; /* magic */
+        EXPECT(qlinear_model_load_memory(bytes, len, dev, &bad_m), QLINEAR_ERR_CORRUPT);
+        CHECK(strstr(qlinear_last_error_message(), "magic") != NULL, "corrupt message names the magic");
+        CHECK(bad_m == NULL, "corrupt loads leave *out untouched");
+        free(bytes);
+        bytes = NULL;
+        EXPECT(qlinear_model_get_layer(mm, "mlp.up_proj", &got), QLINEAR_OK);
+        REQUIRE(qlinear_quantized_linear_forward(got, x, R, R * K, y_got, R * N));
+        CHECK(same_bits(y_got, y_b, R * N), "layer loaded from memory: bit-identical forward");
+        qlinear_quantized_linear_free(got);
+        qlinear_model_free(mm);
+    }
+    qlinear_model_free(NULL);
+    remove(path);
+
+    qlinear_quantized_linear_free(qa);
+    qlinear_quantized_linear_free(qb);
+    qlinear_quant_config_free(c8);
+    qlinear_quant_config_free(c4);
+    free(w);
+    free(b);
+    free(x);
+}
+
 int main(void) {
     qlinear_device *dev = NULL;
     test_version_and_errors();
@@ -1090,6 +1209,7 @@ int main(void) {
     test_linear(dev);
     test_recipes(dev);
     test_quantized_errors(dev);
+    test_model(dev);
     qlinear_device_free(dev);
     test_executors();
     test_allocator();

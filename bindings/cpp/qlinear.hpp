@@ -533,6 +533,7 @@ public:
     const qlinear_quantized_linear* get() const noexcept { return h_.get(); }
 
 private:
+    friend class Model;
     using Handle = detail::Handle<qlinear_quantized_linear, qlinear_quantized_linear_free>;
     explicit QuantizedLinear(qlinear_quantized_linear* q) : h_(q) {
         in_ = in_features();
@@ -540,6 +541,81 @@ private:
     }
     Handle h_;
     std::size_t out_ = 0, in_ = 0;
+};
+
+/// Named quantized layers loaded from a qlinear file (docs/FORMAT.md). Layers taken from a
+/// model share its weights and stay valid after the model is destroyed.
+class Model {
+public:
+    /// Loads a file; a missing file throws with QLINEAR_ERR_IO, a malformed one with
+    /// QLINEAR_ERR_CORRUPT.
+    static Model load(const std::string& path, const Device& device) {
+        qlinear_model* m = nullptr;
+        check(qlinear_model_load_file(path.c_str(), device.get(), &m));
+        return Model(m);
+    }
+
+    /// Loads a file held in memory; the bytes are not kept after the call.
+    static Model load_memory(Span<const std::uint8_t> bytes, const Device& device) {
+        static const std::uint8_t empty = 0;
+        qlinear_model* m = nullptr;
+        check(qlinear_model_load_memory(bytes.data() != nullptr ? bytes.data() : &empty,
+                                        bytes.size(), device.get(), &m));
+        return Model(m);
+    }
+
+    /// Saves `layers` (name, layer) in order to `path`.
+    static void save(const std::string& path,
+                     const std::vector<std::pair<std::string, const QuantizedLinear*>>& layers) {
+        std::vector<const qlinear_quantized_linear*> hs;
+        std::vector<const char*> names;
+        for (const auto& [name, layer] : layers) {
+            hs.push_back(layer != nullptr ? layer->get() : nullptr);
+            names.push_back(name.c_str());
+        }
+        check(qlinear_model_save_file(path.c_str(), hs.data(), names.data(), hs.size()));
+    }
+
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+    Model(Model&&) noexcept = default;
+    Model& operator=(Model&&) noexcept = default;
+    ~Model() = default;
+
+    /// Number of layers.
+    std::size_t size() const {
+        std::size_t n = 0;
+        check(qlinear_model_layer_count(h_.get(), &n));
+        return n;
+    }
+
+    /// Name of layer `i` in file order.
+    std::string name(std::size_t i) const {
+        const char* n = nullptr;
+        check(qlinear_model_layer_name(h_.get(), i, &n));
+        return n;
+    }
+
+    /// Every layer name, in file order.
+    std::vector<std::string> names() const {
+        std::vector<std::string> v;
+        for (std::size_t i = 0, n = size(); i < n; ++i) v.push_back(name(i));
+        return v;
+    }
+
+    /// The layer called `name` (shares the model's weights); throws INVALID_ARGUMENT if absent.
+    QuantizedLinear layer(const std::string& name) const {
+        qlinear_quantized_linear* q = nullptr;
+        check(qlinear_model_get_layer(h_.get(), name.c_str(), &q));
+        return QuantizedLinear(q);
+    }
+
+    /// The C handle (still owned by this object); NULL once moved from.
+    const qlinear_model* get() const noexcept { return h_.get(); }
+
+private:
+    explicit Model(qlinear_model* m) noexcept : h_(m) {}
+    detail::Handle<qlinear_model, qlinear_model_free> h_;
 };
 
 /// Quantizes f32 weights [out][in] (free-function spelling of QuantizedLinear::quantize).

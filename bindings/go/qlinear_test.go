@@ -3,6 +3,7 @@ package qlinear_test
 import (
 	"errors"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -528,5 +529,52 @@ func BenchmarkForward64x64(b *testing.B) {
 		if err := q.ForwardInto(x, 1, y); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestModelSaveLoad(t *testing.T) {
+	dev := must(qlinear.NewDevice(1))(t)
+	defer dev.Close()
+	cfg := must(qlinear.NewQuantConfigInt4())(t)
+	defer cfg.Close()
+	const in, out, rows = 64, 12, 2
+	w := randomVec(in*out, 0.3, 11)
+	x := randomVec(in*rows, 1, 12)
+	a := must(qlinear.Quantize(dev, w, randomVec(out, 0.1, 13), in, out, cfg))(t)
+	defer a.Close()
+	b := must(qlinear.Quantize(dev, w, nil, in, out, cfg))(t)
+	defer b.Close()
+	path := t.TempDir() + "/m.qlin"
+	if err := qlinear.SaveModel(path, []string{"a", "b"}, []*qlinear.QuantizedLinear{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	want := must(a.Forward(x, rows))(t)
+
+	m := must(qlinear.LoadModel(path, dev))(t)
+	if names := m.Names(); len(names) != 2 || names[0] != "a" || names[1] != "b" {
+		t.Fatalf("names %v", names)
+	}
+	la := must(m.Layer("a"))(t)
+	defer la.Close()
+	m.Close() // the layer outlives the model
+	if got := must(la.Forward(x, rows))(t); !sameBits(got, want) {
+		t.Fatal("loaded layer differs")
+	}
+
+	data := must(os.ReadFile(path))(t)
+	mb := must(qlinear.LoadModelBytes(data, dev))(t)
+	defer mb.Close()
+	if _, err := mb.Layer("missing"); !errors.Is(err, qlinear.ErrInvalidArgument) {
+		t.Fatalf("missing layer: %v", err)
+	}
+	data[len(data)-1] ^= 1
+	if _, err := qlinear.LoadModelBytes(data, dev); !errors.Is(err, qlinear.ErrCorrupt) {
+		t.Fatalf("corrupt: %v", err)
+	}
+	if _, err := qlinear.LoadModelBytes(nil, dev); !errors.Is(err, qlinear.ErrCorrupt) {
+		t.Fatalf("empty: %v", err)
+	}
+	if _, err := qlinear.LoadModel(path+".missing", dev); !errors.Is(err, qlinear.ErrIO) {
+		t.Fatalf("missing file: %v", err)
 	}
 }

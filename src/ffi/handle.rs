@@ -5,11 +5,13 @@
 //! caller pointer after a call returns (host callbacks and their contexts excepted, see the
 //! device functions).
 
+use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use super::status::FfiError;
 use crate::backend::Cpu;
-use crate::{CpuDevice, Linear, QuantConfig, QuantizedLinear};
+use crate::{CpuDevice, Linear, QuantConfig, QuantizedLinear, QuantizedModel};
 
 /// A CPU device: ISA path, threads (owned pool, inline or the host's job system) and
 /// allocator. Layers keep their own reference to it, so it may be freed before them.
@@ -28,9 +30,17 @@ pub struct qlinear_linear {
     pub(crate) inner: Linear<Cpu>,
 }
 
-/// A linear layer with INT8 or INT4 weights.
+/// A linear layer with INT8 or INT4 weights. Held through an `Arc` so a handle taken from a
+/// model shares the model's packed weights and may outlive the model.
 pub struct qlinear_quantized_linear {
-    pub(crate) inner: QuantizedLinear<Cpu>,
+    pub(crate) inner: Arc<QuantizedLinear<Cpu>>,
+}
+
+/// Named quantized layers loaded from a qlinear file.
+pub struct qlinear_model {
+    pub(crate) inner: QuantizedModel,
+    /// The layer names as C strings, in file order (names never contain NUL).
+    pub(crate) names: Vec<CString>,
 }
 
 /// Boxes `value` and writes the handle to `out` (checked non-NULL by the caller).

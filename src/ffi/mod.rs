@@ -14,6 +14,7 @@ pub mod device;
 pub mod handle;
 pub mod linear;
 pub(crate) mod macros;
+pub mod model;
 pub mod quantized_linear;
 pub mod status;
 
@@ -21,5 +22,6 @@ pub use config::*;
 pub use device::*;
 pub use handle::*;
 pub use linear::*;
+pub use model::*;
 pub use quantized_linear::*;
 pub use status::*;

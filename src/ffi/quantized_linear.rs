@@ -3,6 +3,7 @@
 //! of the documented logical layout.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 use half::{bf16, f16};
@@ -26,7 +27,14 @@ type Layer = QuantizedLinear<Cpu>;
 /// Publishes a layer through `out` (checked non-NULL by the caller).
 fn finish(inner: Layer, out: *mut *mut qlinear_quantized_linear) -> Result<(), FfiError> {
     // SAFETY: every caller checked `out` with `out_ptr` first; writable per its contract.
-    unsafe { publish(qlinear_quantized_linear { inner }, out) }
+    unsafe {
+        publish(
+            qlinear_quantized_linear {
+                inner: Arc::new(inner),
+            },
+            out,
+        )
+    }
 }
 
 /// Quantizes `linear` with `config` (weights, bias and device are taken from the layer; the

@@ -12,7 +12,9 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <thread>
 #include <type_traits>
@@ -28,6 +30,7 @@ constexpr bool move_only_v = !std::is_copy_constructible_v<T> && !std::is_copy_a
 static_assert(move_only_v<qlinear::Device>);
 static_assert(move_only_v<qlinear::QuantConfig>);
 static_assert(move_only_v<qlinear::Linear>);
+static_assert(move_only_v<qlinear::Model>);
 static_assert(move_only_v<qlinear::QuantizedLinear>);
 static_assert(std::is_base_of_v<std::runtime_error, qlinear::Error>);
 
@@ -461,4 +464,43 @@ TEST(Threads, ConcurrentForwardIsBitIdentical) {
             EXPECT_EQ(errors[t], 0) << "thread " << t;
         }
     }
+}
+
+TEST(Model, SaveLoadAndLookUp) {
+    qlinear::Device dev(1);
+    std::vector<float> w(N * K), b(N), x(R * K);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i));
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.01f * static_cast<float>(i);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i));
+    auto q8 = qlinear::quantize(dev, w, N, K, qlinear::QuantConfig::int8(), b);
+    auto q4 = qlinear::quantize(dev, w, N, K, qlinear::QuantConfig::int4());
+    const std::string path = ::testing::TempDir() + "qlinear_cpp_model.qlin";
+    qlinear::Model::save(path, {{"a", &q8}, {"b", &q4}});
+
+    std::vector<float> want = q4.forward(x, R);
+    {
+        qlinear::QuantizedLinear layer = [&] {
+            auto m = qlinear::Model::load(path, dev);
+            EXPECT_EQ(m.size(), 2u);
+            EXPECT_EQ(m.names(), (std::vector<std::string>{"a", "b"}));
+            return m.layer("b");
+        }();  // the model is gone; the layer still runs
+        std::vector<float> got = layer.forward(x, R);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+    }
+
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    std::vector<std::uint8_t> bytes(1 << 16);
+    bytes.resize(std::fread(bytes.data(), 1, bytes.size(), f));
+    std::fclose(f);
+    auto mm = qlinear::Model::load_memory(bytes, dev);
+    EXPECT_EQ(mm.name(0), "a");
+    expect_error([&] { mm.layer("missing"); }, QLINEAR_ERR_INVALID_ARGUMENT);
+    expect_error([&] { mm.name(2); }, QLINEAR_ERR_INVALID_ARGUMENT);
+    bytes.back() ^= 1;
+    expect_error([&] { qlinear::Model::load_memory(bytes, dev); }, QLINEAR_ERR_CORRUPT);
+    expect_error([&] { qlinear::Model::load_memory({}, dev); }, QLINEAR_ERR_CORRUPT);
+    expect_error([&] { qlinear::Model::load("/nonexistent/x.qlin", dev); }, QLINEAR_ERR_IO);
+    std::remove(path.c_str());
 }

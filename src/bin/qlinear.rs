@@ -1,0 +1,260 @@
+//! `qlinear`: quantize safetensors weights into a qlinear file, inspect one, time its layers.
+//!
+//! Exit codes: 0 success, 1 a file could not be read, written or parsed, 2 bad arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use qlinear::io::safetensors::{quantize_file, ImportOptions};
+use qlinear::{ActivationMode, CpuDevice, Granularity, QuantConfig, QuantizedModel, ScaleDType};
+
+const USAGE: &str = "\
+usage:
+  qlinear quantize IN.safetensors -o OUT.qlin [--bits 4|8] [--group N|channel|tensor]
+                   [--asym] [--f32-scales] [--dyn8] [--include PATTERN]... [--threads N]
+  qlinear inspect FILE
+  qlinear bench FILE [--threads N]
+
+quantize: every 2-D f32/f16/bf16 tensor (or those matching an --include glob, `*` = any
+run of characters) becomes a layer named like the tensor without `.weight`; a 1-D tensor
+named like the weight with `weight` -> `bias` becomes its bias. Defaults: --bits 8,
+--group 32, symmetric, f16 scales, exact activations.";
+
+/// A failure and the exit code it maps to.
+enum Fail {
+    Usage(String),
+    File(String),
+}
+
+impl From<qlinear::Error> for Fail {
+    fn from(e: qlinear::Error) -> Self {
+        Fail::File(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail::Usage(m)) => {
+            eprintln!("qlinear: {m}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Fail::File(m)) => {
+            eprintln!("qlinear: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage(m: impl Into<String>) -> Fail {
+    Fail::Usage(m.into())
+}
+
+/// Command-line arguments after the subcommand: positionals and `--flag [value]` options.
+struct Args<'a> {
+    rest: std::slice::Iter<'a, String>,
+}
+
+impl<'a> Args<'a> {
+    fn value(&mut self, flag: &str) -> Result<&'a str, Fail> {
+        self.rest
+            .next()
+            .map(String::as_str)
+            .ok_or_else(|| usage(format!("{flag} needs a value")))
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, Fail> {
+    v.parse()
+        .map_err(|_| usage(format!("{flag}: not a valid number: {v:?}")))
+}
+
+fn device(threads: Option<usize>) -> Result<CpuDevice, Fail> {
+    Ok(match threads {
+        Some(t) => CpuDevice::with_threads(t)?,
+        None => CpuDevice::new()?,
+    })
+}
+
+fn run(args: &[String]) -> Result<(), Fail> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(usage("missing command"));
+    };
+    let mut it = Args { rest: rest.iter() };
+    let mut positional = Vec::new();
+    let mut output = None;
+    let mut bits = 8u8;
+    let mut granularity = Granularity::Group(32);
+    let mut symmetric = true;
+    let mut scale_dtype = ScaleDType::F16;
+    let mut activations = ActivationMode::Exact;
+    let mut include = Vec::new();
+    let mut threads = None;
+    while let Some(a) = it.rest.next() {
+        match a.as_str() {
+            "-o" | "--output" => output = Some(PathBuf::from(it.value(a)?)),
+            "--bits" => bits = parse_num(a, it.value(a)?)?,
+            "--group" => {
+                granularity = match it.value(a)? {
+                    "channel" => Granularity::PerChannel,
+                    "tensor" => Granularity::PerTensor,
+                    v => Granularity::Group(parse_num(a, v)?),
+                }
+            }
+            "--asym" => symmetric = false,
+            "--f32-scales" => scale_dtype = ScaleDType::F32,
+            "--dyn8" => activations = ActivationMode::Dyn8,
+            "--include" => include.push(it.value(a)?.to_string()),
+            "--threads" => threads = Some(parse_num(a, it.value(a)?)?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(usage(format!("unknown option {f}")))
+            }
+            p => positional.push(p.to_string()),
+        }
+    }
+    let one_file = |positional: &[String]| match positional {
+        [f] => Ok(PathBuf::from(f)),
+        [] => Err(usage(format!("{cmd}: missing FILE"))),
+        _ => Err(usage(format!(
+            "{cmd}: expected one FILE, got {}",
+            positional.len()
+        ))),
+    };
+    match cmd.as_str() {
+        "quantize" => {
+            let input = one_file(&positional)?;
+            let output = output.ok_or_else(|| usage("quantize: missing -o OUT"))?;
+            let config = QuantConfig::builder()
+                .bits(bits)
+                .granularity(granularity)
+                .symmetric(symmetric)
+                .scale_dtype(scale_dtype)
+                .activations(activations)
+                .build()
+                .map_err(|e| usage(e.to_string()))?;
+            quantize(&input, &output, ImportOptions { config, include }, threads)
+        }
+        "inspect" => inspect(&one_file(&positional)?),
+        "bench" => bench(&one_file(&positional)?, threads),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        c => Err(usage(format!("unknown command {c:?}"))),
+    }
+}
+
+fn quantize(
+    input: &PathBuf,
+    output: &PathBuf,
+    options: ImportOptions,
+    threads: Option<usize>,
+) -> Result<(), Fail> {
+    let dev = device(threads)?;
+    let start = Instant::now();
+    let layers = quantize_file(input, output, &options, &dev, |i, total, l| {
+        println!(
+            "[{}/{total}] {} {}x{} ... {:.1} s",
+            i + 1,
+            l.name,
+            l.layer.out_features,
+            l.layer.in_features,
+            l.seconds
+        );
+    })?;
+    let before: usize = layers.iter().map(|l| l.source_bytes).sum();
+    let after = std::fs::metadata(output)
+        .map(|m| m.len())
+        .map_err(|e| Fail::File(format!("{}: {e}", output.display())))?;
+    let errs: Vec<f64> = layers.iter().map(|l| l.relative_error).collect();
+    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+    let (worst_i, worst) = errs
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0, 0.0), |a, (i, e)| if e > a.1 { (i, e) } else { a });
+    println!(
+        "{} tensors ({}), {} -> {} bytes ({:.2}x smaller), relative weight error mean {:.3e}, worst {:.3e} ({}), {:.1} s",
+        layers.len(),
+        options.config.label(),
+        before,
+        after,
+        before as f64 / after.max(1) as f64,
+        mean,
+        worst,
+        layers[worst_i].name,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn inspect(path: &PathBuf) -> Result<(), Fail> {
+    let dev = CpuDevice::with_threads(1)?;
+    let model = QuantizedModel::load(path, &dev).map_err(|e| Fail::File(e.to_string()))?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    println!("{}: {} layers, {size} bytes", path.display(), model.len());
+    for (name, l) in model.iter() {
+        let label = format!(
+            "int{}-{}{}",
+            l.bits(),
+            l.granularity().name(),
+            if l.is_symmetric() { "" } else { "-asym" }
+        );
+        println!(
+            "  {name}: {}x{} {label} scales={} act={} bias={} weight_bytes={} ({:.2} bits/weight)",
+            l.out_features,
+            l.in_features,
+            match l.scale_dtype() {
+                ScaleDType::F16 => "f16",
+                ScaleDType::F32 => "f32",
+            },
+            l.activation_mode().name(),
+            if l.bias().is_some() { "yes" } else { "no" },
+            l.weight_bytes(),
+            8.0 * l.weight_bytes() as f64 / (l.out_features * l.in_features) as f64
+        );
+    }
+    Ok(())
+}
+
+fn bench(path: &PathBuf, threads: Option<usize>) -> Result<(), Fail> {
+    let dev = device(threads)?;
+    let model = QuantizedModel::load(path, &dev).map_err(|e| Fail::File(e.to_string()))?;
+    println!(
+        "{}: {} layers, {} threads",
+        path.display(),
+        model.len(),
+        dev.threads()
+    );
+    for (name, l) in model.iter() {
+        let mut line = format!("  {name} {}x{}:", l.out_features, l.in_features);
+        for rows in [1usize, 32] {
+            let x: Vec<f32> = (0..rows * l.in_features)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut y = vec![0f32; rows * l.out_features];
+            let mut times = Vec::with_capacity(7);
+            l.forward_f32(&x, rows, &mut y)?; // warm-up
+            for _ in 0..7 {
+                let t = Instant::now();
+                l.forward_f32(&x, rows, &mut y)?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let gflops = 2.0 * (rows * l.in_features * l.out_features) as f64 / median / 1e9;
+            line += &format!(
+                " batch {rows}: {:.3} ms ({gflops:.1} GFLOP/s);",
+                median * 1e3
+            );
+        }
+        println!("{}", line.trim_end_matches(';'));
+    }
+    Ok(())
+}

@@ -1,0 +1,913 @@
+//! The qlinear file format (`docs/FORMAT.md`), safetensors import and the `qlinear` CLI:
+//! round trips are bit-identical, every corrupted field is a clean `Error::Corrupt`, seeded
+//! random mutations never panic, and the CLI's outputs and exit codes.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qlinear::io::checksum::crc32;
+use qlinear::io::safetensors::{glob_match, import, ImportOptions};
+use qlinear::io::{self, format};
+use qlinear::rng::SplitMix64;
+use qlinear::{
+    ActivationMode, CpuDevice, DType, Error, Granularity, Linear, QuantConfig, QuantizedLinear,
+    QuantizedModel, ScaleDType,
+};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("format")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn dev() -> CpuDevice {
+    CpuDevice::with_threads(1).unwrap()
+}
+
+fn layer(
+    dev: &CpuDevice,
+    out: usize,
+    inp: usize,
+    bias: bool,
+    config: QuantConfig,
+    seed: u64,
+) -> QuantizedLinear<qlinear::Cpu> {
+    let lin = Linear::new_seeded(inp, out, bias, DType::F32, dev, seed).unwrap();
+    QuantizedLinear::from_linear(&lin, &config).unwrap()
+}
+
+fn forward(l: &QuantizedLinear<qlinear::Cpu>, rows: usize) -> Vec<f32> {
+    let x: Vec<f32> = (0..rows * l.in_features)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let mut y = vec![0f32; rows * l.out_features];
+    l.forward_f32(&x, rows, &mut y).unwrap();
+    y
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Every recipe the format can describe.
+fn recipes() -> Vec<(String, QuantConfig, bool)> {
+    let mut v = Vec::new();
+    for bits in [4u8, 8] {
+        for g in [
+            Granularity::PerTensor,
+            Granularity::PerChannel,
+            Granularity::Group(32),
+            Granularity::Group(64),
+        ] {
+            for sym in [true, false] {
+                for sd in [ScaleDType::F16, ScaleDType::F32] {
+                    for bias in [true, false] {
+                        let act = if bits == 8 && bias {
+                            ActivationMode::Dyn8
+                        } else {
+                            ActivationMode::Exact
+                        };
+                        let c = QuantConfig::builder()
+                            .bits(bits)
+                            .granularity(g)
+                            .symmetric(sym)
+                            .scale_dtype(sd)
+                            .activations(act)
+                            .build()
+                            .unwrap();
+                        v.push((
+                            format!("{}-{sd:?}-bias{bias}-{}", c.label(), act.name()),
+                            c,
+                            bias,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn round_trip_every_recipe_is_bit_identical() {
+    let dev = dev();
+    let recipes = recipes();
+    // Odd in_features exercises the int4 padding nibble and a short last group.
+    let layers: Vec<_> = recipes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, c, bias))| layer(&dev, 19, 67, *bias, *c, i as u64))
+        .collect();
+    let named: Vec<(&str, &QuantizedLinear<qlinear::Cpu>)> = recipes
+        .iter()
+        .zip(&layers)
+        .map(|((n, _, _), l)| (n.as_str(), l))
+        .collect();
+    let mut bytes = Vec::new();
+    io::write_model(&mut bytes, &named).unwrap();
+    let dir = scratch("round_trip");
+    let path = dir.join("all.qlin");
+    io::save(&path, &named).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "Write and path give the same bytes"
+    );
+
+    for model in [
+        QuantizedModel::from_bytes(&bytes, &dev).unwrap(),
+        QuantizedModel::load(&path, &dev).unwrap(),
+    ] {
+        assert_eq!(model.len(), named.len());
+        for (i, ((name, orig), (got_name, got))) in named.iter().zip(model.iter()).enumerate() {
+            assert_eq!(*name, got_name, "file order");
+            assert_eq!(model.name(i), Some(*name));
+            assert_eq!(orig.weight_quantized(), got.weight_quantized(), "{name}");
+            assert_eq!(orig.activation_mode(), got.activation_mode(), "{name}");
+            assert_eq!(
+                orig.bias().map(|b| b.to_f32_vec()),
+                got.bias().map(|b| b.to_f32_vec()),
+                "{name}"
+            );
+            for rows in [1, 3] {
+                assert!(
+                    same_bits(&forward(orig, rows), &forward(got, rows)),
+                    "{name}"
+                );
+            }
+            assert!(std::ptr::eq(model.get(name).unwrap(), got));
+        }
+        assert!(model.get("missing").is_none());
+    }
+
+    // One layer, and saving a loaded model again gives the same bytes.
+    let single = dir.join("one.qlin");
+    io::save_layer(&single, &layers[0]).unwrap();
+    let m = QuantizedModel::load(&single, &dev).unwrap();
+    assert_eq!(m.name(0), Some("layer"));
+    let again = dir.join("again.qlin");
+    QuantizedModel::from_bytes(&bytes, &dev)
+        .unwrap()
+        .save(&again)
+        .unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}
+
+#[test]
+fn payloads_are_aligned_and_checksummed() {
+    let dev = dev();
+    let l = layer(&dev, 5, 40, true, QuantConfig::int4(), 1);
+    let mut bytes = Vec::new();
+    io::write_model(&mut bytes, &[("a", &l)]).unwrap();
+    let r = &bytes[32..160];
+    for s in 0..4 {
+        let off = u64::from_le_bytes(r[40 + 16 * s..48 + 16 * s].try_into().unwrap()) as usize;
+        let len = u64::from_le_bytes(r[48 + 16 * s..56 + 16 * s].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(r[104 + 4 * s..108 + 4 * s].try_into().unwrap());
+        assert_eq!(off % 64, 0);
+        assert_eq!(crc32(&bytes[off..off + len]), crc);
+    }
+    assert_eq!(&bytes[0..8], b"QLINEAR\0");
+}
+
+/// A small valid two-layer file: "first" (int4 g32 asym, bias) and "second" (int8 channel).
+fn sample(dev: &CpuDevice) -> Vec<u8> {
+    let a = layer(
+        dev,
+        6,
+        70,
+        true,
+        QuantConfig::builder()
+            .bits(4)
+            .symmetric(false)
+            .build()
+            .unwrap(),
+        7,
+    );
+    let b = layer(
+        dev,
+        4,
+        33,
+        false,
+        QuantConfig::builder()
+            .granularity(Granularity::PerChannel)
+            .scale_dtype(ScaleDType::F32)
+            .build()
+            .unwrap(),
+        8,
+    );
+    let mut bytes = Vec::new();
+    io::write_model(&mut bytes, &[("first", &a), ("second", &b)]).unwrap();
+    bytes
+}
+
+fn fix_header_crc(b: &mut [u8]) {
+    let hl = u64::from_le_bytes(b[16..24].try_into().unwrap()) as usize;
+    if hl <= b.len() && hl >= 32 {
+        let c = crc32(&b[32..hl]);
+        b[24..28].copy_from_slice(&c.to_le_bytes());
+    }
+}
+
+/// Rewrites every section checksum a record can reach, so mutations get past them.
+fn fix_section_crcs(b: &mut [u8]) {
+    let count = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
+    for i in 0..count.min(64) {
+        let r = 32 + i * 128;
+        if r + 128 > b.len() {
+            return;
+        }
+        for s in 0..4 {
+            let off = u64::from_le_bytes(b[r + 40 + 16 * s..r + 48 + 16 * s].try_into().unwrap());
+            let len = u64::from_le_bytes(b[r + 48 + 16 * s..r + 56 + 16 * s].try_into().unwrap());
+            if let Some(end) = off.checked_add(len).filter(|&e| e <= b.len() as u64) {
+                let c = crc32(&b[off as usize..end as usize]);
+                b[r + 104 + 4 * s..r + 108 + 4 * s].copy_from_slice(&c.to_le_bytes());
+            }
+        }
+    }
+}
+
+fn expect_corrupt(bytes: &[u8], dev: &CpuDevice, what: &str) -> String {
+    match QuantizedModel::from_bytes(bytes, dev) {
+        Err(Error::Corrupt(m)) => m,
+        Err(e) => panic!("{what}: expected Corrupt, got {e:?}"),
+        Ok(_) => panic!("{what}: loaded"),
+    }
+}
+
+#[test]
+fn every_corrupted_field_is_a_clean_error() {
+    let dev = dev();
+    let good = sample(&dev);
+    QuantizedModel::from_bytes(&good, &dev).unwrap();
+
+    // Truncation at every length.
+    for len in 0..good.len() {
+        expect_corrupt(&good[..len], &dev, &format!("truncated to {len}"));
+    }
+
+    // (description, byte offset, new bytes, fix the header checksum?, expected message part)
+    let r0 = 32usize; // record of "first"
+    let r1 = 32 + 128; // record of "second"
+    let hl = u64::from_le_bytes(good[16..24].try_into().unwrap()) as usize;
+    let codes0 = u64::from_le_bytes(good[r0 + 40..r0 + 48].try_into().unwrap()) as usize;
+    let scales0 = u64::from_le_bytes(good[r0 + 56..r0 + 64].try_into().unwrap()) as usize;
+    let cases: Vec<(&str, usize, Vec<u8>, bool, &str)> = vec![
+        ("magic", 0, b"QLINEAX\0".to_vec(), false, "magic"),
+        ("version", 8, 2u32.to_le_bytes().to_vec(), false, "version"),
+        (
+            "count huge",
+            12,
+            u32::MAX.to_le_bytes().to_vec(),
+            false,
+            "records",
+        ),
+        ("count 3", 12, 3u32.to_le_bytes().to_vec(), true, ""),
+        (
+            "header_len huge",
+            16,
+            u64::MAX.to_le_bytes().to_vec(),
+            false,
+            "",
+        ),
+        (
+            "header_len short",
+            16,
+            40u64.to_le_bytes().to_vec(),
+            false,
+            "records",
+        ),
+        ("header crc", 24, vec![0, 0, 0, 0], false, "header checksum"),
+        ("reserved", 28, vec![1], false, "reserved"),
+        (
+            "record byte without crc fix",
+            r0 + 12,
+            vec![8],
+            false,
+            "header checksum",
+        ),
+        (
+            "name offset into records",
+            r0,
+            40u64.to_le_bytes().to_vec(),
+            true,
+            "name",
+        ),
+        (
+            "name offset past header",
+            r0,
+            (hl as u64).to_le_bytes().to_vec(),
+            true,
+            "name",
+        ),
+        (
+            "name length huge",
+            r0 + 8,
+            u32::MAX.to_le_bytes().to_vec(),
+            true,
+            "name",
+        ),
+        ("bits 5", r0 + 12, vec![5], true, "bits"),
+        (
+            "bits 8 (sizes no longer match)",
+            r0 + 12,
+            vec![8],
+            true,
+            "length",
+        ),
+        ("granularity 3", r0 + 13, vec![3], true, "granularity"),
+        ("symmetric 2", r0 + 14, vec![2], true, "symmetric"),
+        (
+            "symmetric 1 with zero points",
+            r0 + 14,
+            vec![1],
+            true,
+            "zero points",
+        ),
+        ("scale dtype 2", r0 + 15, vec![2], true, "scale dtype"),
+        ("activation 2", r0 + 16, vec![2], true, "activation"),
+        ("has_bias 0 with bias", r0 + 17, vec![0], true, "bias"),
+        ("has_bias 7", r0 + 17, vec![7], true, "has_bias"),
+        ("reserved record bytes", r0 + 18, vec![1], true, "reserved"),
+        (
+            "group size 48",
+            r0 + 20,
+            48u32.to_le_bytes().to_vec(),
+            true,
+            "group size",
+        ),
+        (
+            "group size 0",
+            r0 + 20,
+            0u32.to_le_bytes().to_vec(),
+            true,
+            "group size",
+        ),
+        (
+            "group size set per-channel",
+            r1 + 20,
+            32u32.to_le_bytes().to_vec(),
+            true,
+            "group size",
+        ),
+        (
+            "group size 64 (sizes)",
+            r0 + 20,
+            64u32.to_le_bytes().to_vec(),
+            true,
+            "length",
+        ),
+        (
+            "out_features 0",
+            r0 + 24,
+            0u64.to_le_bytes().to_vec(),
+            true,
+            "empty",
+        ),
+        (
+            "out_features huge",
+            r0 + 24,
+            u64::MAX.to_le_bytes().to_vec(),
+            true,
+            "",
+        ),
+        (
+            "in_features overflow",
+            r0 + 32,
+            (u64::MAX / 3).to_le_bytes().to_vec(),
+            true,
+            "overflow",
+        ),
+        (
+            "in_features +1",
+            r0 + 32,
+            71u64.to_le_bytes().to_vec(),
+            true,
+            "length",
+        ),
+        (
+            "codes offset misaligned",
+            r0 + 40,
+            (codes0 as u64 + 1).to_le_bytes().to_vec(),
+            true,
+            "multiple of 64",
+        ),
+        (
+            "codes offset into header",
+            r0 + 40,
+            0u64.to_le_bytes().to_vec(),
+            true,
+            "header",
+        ),
+        (
+            "codes offset past end",
+            r0 + 40,
+            (good.len() as u64 + 64)
+                .next_multiple_of(64)
+                .to_le_bytes()
+                .to_vec(),
+            true,
+            "outside",
+        ),
+        (
+            "codes offset overflow",
+            r0 + 40,
+            (u64::MAX - 63).to_le_bytes().to_vec(),
+            true,
+            "outside",
+        ),
+        (
+            "codes length",
+            r0 + 48,
+            1u64.to_le_bytes().to_vec(),
+            true,
+            "length",
+        ),
+        (
+            "codes length huge",
+            r0 + 48,
+            u64::MAX.to_le_bytes().to_vec(),
+            true,
+            "length",
+        ),
+        (
+            "codes offset moved to scales",
+            r0 + 40,
+            (scales0 as u64).to_le_bytes().to_vec(),
+            true,
+            "checksum",
+        ),
+        (
+            "bias section empty but offset set",
+            r1 + 88,
+            64u64.to_le_bytes().to_vec(),
+            true,
+            "empty",
+        ),
+        ("codes crc", r0 + 104, vec![0, 0, 0, 0], true, "checksum"),
+        ("scales crc", r0 + 108, vec![1], true, "checksum"),
+        ("reserved record tail", r1 + 120, vec![1], true, "reserved"),
+        (
+            "payload byte",
+            codes0 + 3,
+            vec![good[codes0 + 3] ^ 0x10],
+            false,
+            "checksum",
+        ),
+        ("non-UTF-8 name", hl - 6, vec![0xFF], true, "UTF-8"),
+        ("NUL in name", hl - 6, vec![0], true, "NUL"),
+        ("duplicate name", hl - 6, b"first\0".to_vec(), true, ""),
+    ];
+    for (what, at, new, fix, want) in cases {
+        let mut b = good.clone();
+        b[at..at + new.len()].copy_from_slice(&new);
+        if fix {
+            fix_header_crc(&mut b);
+        }
+        let msg = expect_corrupt(&b, &dev, what);
+        assert!(msg.contains(want), "{what}: message {msg:?} lacks {want:?}");
+    }
+
+    // Duplicate names: rename "second" to "first" needs equal lengths, so write one.
+    let dev1 = dev.clone();
+    let l = layer(&dev1, 2, 32, false, QuantConfig::int8(), 3);
+    let mut b = Vec::new();
+    io::write_model(&mut b, &[("ab", &l), ("ac", &l)]).unwrap();
+    let hl = u64::from_le_bytes(b[16..24].try_into().unwrap()) as usize;
+    b[hl - 1] = b'b';
+    fix_header_crc(&mut b);
+    assert!(expect_corrupt(&b, &dev, "dup").contains("duplicate"));
+
+    // Values the core rejects, behind valid checksums: a NaN scale, a non-finite bias, a
+    // set padding nibble.
+    let scales1 = u64::from_le_bytes(good[r1 + 56..r1 + 64].try_into().unwrap()) as usize;
+    let mut b = good.clone();
+    b[scales1..scales1 + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    fix_section_crcs(&mut b);
+    fix_header_crc(&mut b);
+    assert!(expect_corrupt(&b, &dev, "NaN scale").contains("second"));
+    let bias0 = u64::from_le_bytes(good[r0 + 88..r0 + 96].try_into().unwrap()) as usize;
+    let mut b = good.clone();
+    b[bias0..bias0 + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    fix_section_crcs(&mut b);
+    fix_header_crc(&mut b);
+    expect_corrupt(&b, &dev, "inf bias");
+    let l = layer(&dev, 3, 33, false, QuantConfig::int4(), 4);
+    let mut b = Vec::new();
+    io::write_model(&mut b, &[("odd", &l)]).unwrap();
+    let codes = u64::from_le_bytes(b[72..80].try_into().unwrap()) as usize;
+    b[codes + 16] |= 0x80; // row 0 is 17 bytes; byte 16 holds the padding nibble
+    fix_section_crcs(&mut b);
+    fix_header_crc(&mut b);
+    assert!(expect_corrupt(&b, &dev, "nibble").contains("nibble"));
+
+    // Every single-bit flip of the header region is caught.
+    for i in 0..hl {
+        let mut b = good.clone();
+        b[i] ^= 1 << (i % 8);
+        expect_corrupt(&b, &dev, &format!("bit flip at {i}"));
+    }
+}
+
+#[test]
+fn io_errors_are_io() {
+    let dev = dev();
+    let dir = scratch("io");
+    match QuantizedModel::load(dir.join("missing.qlin"), &dev) {
+        Err(Error::Io(m)) => assert!(m.contains("missing.qlin"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        QuantizedModel::load(&dir, &dev),
+        Err(Error::Io(_))
+    ));
+    let empty = dir.join("empty.qlin");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        QuantizedModel::load(&empty, &dev),
+        Err(Error::Corrupt(_))
+    ));
+    let l = layer(&dev, 2, 32, false, QuantConfig::int8(), 3);
+    assert!(matches!(
+        io::save(dir.join("no/such/dir/x.qlin"), &[("a", &l)]),
+        Err(Error::Io(_))
+    ));
+    assert!(matches!(
+        io::save(dir.join("dup.qlin"), &[("a", &l), ("a", &l)]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        io::save(dir.join("nul.qlin"), &[("a\0", &l)]),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// Loads `bytes` and runs every layer's forward, turning a panic into a test failure.
+fn load_and_run(bytes: &[u8], dev: &CpuDevice, what: &dyn Fn() -> String) -> bool {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        match QuantizedModel::from_bytes(bytes, dev) {
+            Ok(m) => {
+                for (_, l) in m.iter() {
+                    forward(l, 2);
+                }
+                true
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e, Error::Corrupt(_) | Error::OutOfMemory { .. }),
+                    "{}: {e:?}",
+                    what()
+                );
+                false
+            }
+        }
+    }));
+    match r {
+        Ok(ok) => ok,
+        Err(_) => panic!("{}: load or forward panicked", what()),
+    }
+}
+
+#[test]
+fn mutation_smoke_never_panics() {
+    let dev = dev();
+    let good = sample(&dev);
+    let mut loaded = 0;
+    let iterations = 4000u64;
+    for seed in 0..iterations {
+        let mut rng = SplitMix64::new(seed);
+        let mut b = good.clone();
+        let hl = u64::from_le_bytes(good[16..24].try_into().unwrap()) as usize;
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let kind = rng.next_u64() % 6;
+            // Mostly the header region: that is where the parser's decisions are.
+            let at = if rng.next_u64().is_multiple_of(4) {
+                (rng.next_u64() % b.len().max(1) as u64) as usize
+            } else {
+                (rng.next_u64() % hl as u64) as usize
+            };
+            let last = b.len() - 1;
+            match kind {
+                0 => b[at.min(last)] ^= 1 << (rng.next_u64() % 8),
+                1 => b[at.min(last)] = rng.next_u64() as u8,
+                2 => {
+                    let at = at.min(b.len().saturating_sub(8)) & !7;
+                    let v = match rng.next_u64() % 4 {
+                        0 => rng.next_u64(),
+                        1 => rng.next_u64() % 4096,
+                        2 => u64::MAX - rng.next_u64() % 128,
+                        _ => (rng.next_u64() % 64) * 64,
+                    };
+                    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                }
+                3 => b.truncate((rng.next_u64() % b.len() as u64) as usize),
+                4 => b.extend((0..rng.next_u64() % 130).map(|_| rng.next_u64() as u8)),
+                _ => {
+                    let at = at.min(b.len().saturating_sub(4)) & !3;
+                    let v = (rng.next_u64() % 2048) as u32;
+                    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            if b.len() < 32 {
+                break;
+            }
+        }
+        if b.len() >= 32 {
+            if rng.next_u64().is_multiple_of(2) {
+                fix_section_crcs(&mut b);
+            }
+            if !rng.next_u64().is_multiple_of(4) {
+                fix_header_crc(&mut b);
+            }
+        }
+        if load_and_run(&b, &dev, &|| format!("seed {seed}")) {
+            loaded += 1;
+        }
+    }
+    // Some mutations (payload values behind fixed checksums) are still valid files.
+    assert!(
+        loaded > 0 && loaded < iterations,
+        "{loaded} of {iterations} loaded"
+    );
+}
+
+// ---------------------------------------------------------------- safetensors and CLI
+
+/// A small safetensors file: f32, f16 and bf16 weights, two biases (one of the wrong
+/// length), a 1-D norm and an int tensor.
+fn safetensors_bytes() -> Vec<u8> {
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
+    let mut rng = SplitMix64::new(42);
+    let f32s = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let w0 = f32s(rng.uniform_vec(24 * 64, -0.5, 0.5));
+    let b0 = f32s(rng.uniform_vec(24, -0.1, 0.1));
+    let w1: Vec<u8> = rng
+        .uniform_vec(8 * 64, -1.0, 1.0)
+        .iter()
+        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+        .collect();
+    let w2: Vec<u8> = rng
+        .uniform_vec(16 * 32, -1.0, 1.0)
+        .iter()
+        .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+        .collect();
+    let b2 = f32s(rng.uniform_vec(15, -0.1, 0.1));
+    let norm = f32s(vec![1.0; 64]);
+    let ints = vec![1u8; 4 * 4 * 4];
+    let tensors = vec![
+        (
+            "model.l0.weight",
+            TensorView::new(Dtype::F32, vec![24, 64], &w0).unwrap(),
+        ),
+        (
+            "model.l0.bias",
+            TensorView::new(Dtype::F32, vec![24], &b0).unwrap(),
+        ),
+        (
+            "model.l1.weight",
+            TensorView::new(Dtype::F16, vec![8, 64], &w1).unwrap(),
+        ),
+        (
+            "model.l2.weight",
+            TensorView::new(Dtype::BF16, vec![16, 32], &w2).unwrap(),
+        ),
+        (
+            "model.l2.bias",
+            TensorView::new(Dtype::F32, vec![15], &b2).unwrap(),
+        ),
+        (
+            "model.norm",
+            TensorView::new(Dtype::F32, vec![64], &norm).unwrap(),
+        ),
+        (
+            "model.ids",
+            TensorView::new(Dtype::I32, vec![4, 4], &ints).unwrap(),
+        ),
+    ];
+    safetensors::serialize(tensors, None).unwrap()
+}
+
+#[test]
+fn glob_patterns() {
+    assert!(glob_match("*", "anything"));
+    assert!(glob_match("a.*.w", "a.b.c.w"));
+    assert!(glob_match("*proj*", "x.up_proj.weight"));
+    assert!(!glob_match("*proj", "x.up_proj.weight"));
+    assert!(glob_match("exact", "exact"));
+    assert!(!glob_match("a*a", "a"));
+    assert!(glob_match("a**b", "ab"));
+}
+
+#[test]
+fn safetensors_import_and_reload() {
+    let dev = dev();
+    let st = safetensors_bytes();
+    let config = QuantConfig::int4();
+    let mut seen = Vec::new();
+    let opts = ImportOptions {
+        config,
+        include: vec![],
+    };
+    let layers = import(&st, &opts, &dev, |i, n, l| {
+        seen.push((i, n, l.name.clone()))
+    })
+    .unwrap();
+    // In the file's data order (the safetensors writer orders by dtype, then name).
+    let mut names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let progress: Vec<&str> = seen.iter().map(|(_, _, n)| n.as_str()).collect();
+    assert_eq!(names, progress);
+    assert!(seen.iter().enumerate().all(|(i, s)| s.0 == i && s.1 == 3));
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["model.l0", "model.l1", "model.l2"],
+        "the 2-D float tensors"
+    );
+    assert_eq!(layers[0].bias_name.as_deref(), Some("model.l0.bias"));
+    assert!(layers[0].layer.bias().is_some());
+    let l2 = layers.iter().find(|l| l.name == "model.l2").unwrap();
+    assert!(
+        l2.bias_name.is_none(),
+        "bias of the wrong length is ignored"
+    );
+    for l in &layers {
+        assert!(l.relative_error > 0.0 && l.relative_error < 0.2, "{l:?}");
+    }
+    let only = import(
+        &st,
+        &ImportOptions {
+            config,
+            include: vec!["*.l1.*".into()],
+        },
+        &dev,
+        |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(only.len(), 1);
+    assert!(matches!(
+        import(
+            &st,
+            &ImportOptions {
+                config,
+                include: vec!["nope*".into()]
+            },
+            &dev,
+            |_, _, _| {}
+        ),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        import(&st[..st.len() - 3], &opts, &dev, |_, _, _| {}),
+        Err(Error::Corrupt(_))
+    ));
+
+    // Written and read back: the same forward, bit for bit.
+    let dir = scratch("safetensors");
+    let input = dir.join("in.safetensors");
+    std::fs::write(&input, &st).unwrap();
+    let out = dir.join("out.qlin");
+    let imported =
+        qlinear::io::safetensors::quantize_file(&input, &out, &opts, &dev, |_, _, _| {}).unwrap();
+    let model = QuantizedModel::load(&out, &dev).unwrap();
+    for l in &imported {
+        assert!(same_bits(
+            &forward(&l.layer, 2),
+            &forward(model.get(&l.name).unwrap(), 2)
+        ));
+    }
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_qlinear"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_quantize_inspect_bench() {
+    let dir = scratch("cli");
+    let input = dir.join("in.safetensors");
+    std::fs::write(&input, safetensors_bytes()).unwrap();
+    let out = dir.join("out.qlin");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+
+    let (code, stdout, stderr) = cli(&[
+        "quantize",
+        i,
+        "-o",
+        o,
+        "--bits",
+        "4",
+        "--group",
+        "32",
+        "--asym",
+        "--include",
+        "model.l*.weight",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("[1/3] model.l0 24x64 ... "), "{stdout}");
+    assert!(stdout.contains("model.l2 16x32 ... "), "{stdout}");
+    assert!(stdout.contains("[3/3] "), "{stdout}");
+    assert!(stdout.contains("3 tensors (int4-g32-asym)"), "{stdout}");
+    assert!(stdout.contains("worst"), "{stdout}");
+
+    let (code, stdout, stderr) = cli(&["inspect", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("3 layers"), "{stdout}");
+    assert!(
+        stdout.contains("model.l0: 24x64 int4-g32-asym scales=f16 act=exact bias=yes"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = cli(&["bench", o, "--threads", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.matches("batch 32").count(), 3, "{stdout}");
+
+    let (code, stdout, _) = cli(&["quantize", i, "-o", o, "--group", "channel", "--dyn8"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(cli(&["inspect", o])
+        .1
+        .contains("int8-channel scales=f16 act=dyn8"));
+
+    // Bad arguments: 2.
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["inspect"],
+        &["inspect", o, o],
+        &["quantize", i],
+        &["quantize", i, "-o"],
+        &["quantize", i, "-o", o, "--bits", "5"],
+        &["quantize", i, "-o", o, "--bits", "x"],
+        &["quantize", i, "-o", o, "--group", "48"],
+        &["quantize", i, "-o", o, "--wat"],
+    ] {
+        let (code, _, stderr) = cli(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("usage:"), "{args:?}: {stderr}");
+    }
+    // Bad files: 1.
+    let garbage = dir.join("garbage.qlin");
+    std::fs::write(&garbage, b"not a qlinear file at all, definitely not").unwrap();
+    let g = garbage.to_str().unwrap();
+    let missing = dir.join("missing").to_str().unwrap().to_string();
+    for args in [
+        &["inspect", g][..],
+        &["bench", g],
+        &["inspect", &missing],
+        &["quantize", &missing, "-o", o],
+        &["quantize", g, "-o", o],
+        &["quantize", i, "-o", o, "--include", "nothing*"],
+    ] {
+        let (code, stdout, stderr) = cli(args);
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.starts_with("qlinear: "), "{args:?}: {stderr}");
+    }
+    assert!(cli(&["inspect", g]).2.contains("magic"));
+}
+
+/// Writes the fuzzer's seed corpus (`fuzz/corpus/load/`). Run by hand:
+/// `cargo test --test format -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dev = dev();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("two-layers.qlin"), sample(&dev)).unwrap();
+    let l = layer(&dev, 3, 32, true, QuantConfig::int8(), 5);
+    let mut b = Vec::new();
+    io::write_model(&mut b, &[("l", &l)]).unwrap();
+    std::fs::write(dir.join("int8-bias.qlin"), b).unwrap();
+    let l = layer(
+        &dev,
+        2,
+        9,
+        false,
+        QuantConfig::builder()
+            .bits(4)
+            .granularity(Granularity::PerTensor)
+            .scale_dtype(ScaleDType::F32)
+            .build()
+            .unwrap(),
+        6,
+    );
+    let mut b = Vec::new();
+    io::write_model(&mut b, &[("t", &l)]).unwrap();
+    std::fs::write(dir.join("int4-tensor.qlin"), b).unwrap();
+    let _ = format::MAGIC;
+}
