@@ -354,13 +354,13 @@ unsafe fn exact_gemm<const BITS: u8, const ASYM: bool>(
             }
             let mut r = rows.start;
             while r < rows.end {
-                let mr = (rows.end - r).min(4);
+                let mr = (rows.end - r).min(6);
                 let x = a.x.as_ptr().add(r * a.stride);
                 let out = y.ptr.add(r * y.ld + t * NR);
                 if nt == 2 {
-                    dispatch_rows!(mr; 1, 2, 3; 4; M => panel_block::<M, 2>(w, [p0, p1], x, a.stride, t, out, y.ld));
+                    dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => panel_block::<M, 2>(w, [p0, p1], x, a.stride, t, out, y.ld));
                 } else {
-                    dispatch_rows!(mr; 1, 2, 3; 4; M => panel_block::<M, 1>(w, [p0], x, a.stride, t, out, y.ld));
+                    dispatch_rows!(mr; 1, 2, 3, 4, 5; 6; M => panel_block::<M, 1>(w, [p0], x, a.stride, t, out, y.ld));
                 }
                 r += mr;
             }
