@@ -477,14 +477,7 @@ func (l *Linear) OutFeatures() int { return l.out }
 // Forward computes y = x·Wᵀ + b for rows rows of x (rows·in values) into a new slice of
 // rows·out values.
 func (l *Linear) Forward(x []float32, rows int) ([]float32, error) {
-	y, err := outputFor(rows, l.in, l.out, len(x))
-	if err != nil {
-		return nil, err
-	}
-	if err := l.ForwardInto(x, rows, y); err != nil {
-		return nil, err
-	}
-	return y, nil
+	return forwardNew(x, rows, l.in, l.out, l.ForwardInto)
 }
 
 // ForwardInto writes rows·out values into y, which is written only on success.
@@ -752,11 +745,16 @@ func (q *QuantizedLinear) Parts() (*Parts, error) {
 // Forward computes y = x·dequant(W)ᵀ + b for rows rows of x (rows·in values) into a new
 // slice of rows·out values.
 func (q *QuantizedLinear) Forward(x []float32, rows int) ([]float32, error) {
-	y, err := outputFor(rows, q.in, q.out, len(x))
+	return forwardNew(x, rows, q.in, q.out, q.ForwardInto)
+}
+
+// forwardNew allocates the rows·out output of a layer's ForwardInto and runs it.
+func forwardNew(x []float32, rows, in, out int, into func([]float32, int, []float32) error) ([]float32, error) {
+	y, err := outputFor(rows, in, out, len(x))
 	if err != nil {
 		return nil, err
 	}
-	if err := q.ForwardInto(x, rows, y); err != nil {
+	if err := into(x, rows, y); err != nil {
 		return nil, err
 	}
 	return y, nil
