@@ -329,7 +329,8 @@ fn prepare_dyn8<'a>(
     let stride = w.k_padded;
     let q = resize(&mut s.q, m * stride);
     let scales = resize(&mut s.scales, m);
-    let sums = resize(&mut s.sums_i, if w.symmetric { 0 } else { m * w.groups });
+    let need_sums = !w.symmetric || w.bits == 4;
+    let sums = resize(&mut s.sums_i, if need_sums { m * w.groups } else { 0 });
     let offset = if unsigned { 128u8 } else { 0 };
     for r in 0..m {
         let src = &x[r * w.k..(r + 1) * w.k];
@@ -343,7 +344,7 @@ fn prepare_dyn8<'a>(
         }
         // Padding codes stand for 0.
         row[w.k..].fill(offset);
-        if !w.symmetric {
+        if need_sums {
             for g in 0..w.groups {
                 let start = g * w.kg;
                 sums[r * w.groups + g] = row[start..start + w.group_len(g)]
@@ -447,7 +448,8 @@ impl Backend for Cpu {
                 })
             }
             ActivationMode::Dyn8 => {
-                let acts = prepare_dyn8(p, x, m, table.dyn8_unsigned, s)?;
+                let unsigned = table.dyn8_unsigned && p.bits == 8;
+                let acts = prepare_dyn8(p, x, m, unsigned, s)?;
                 run_tiled(device, m, p.n, p.k, bias, y, &|rows, tiles, out| {
                     // SAFETY: as in dense_forward.
                     unsafe { (table.q_dyn8)(p, &acts, rows, tiles, out) }

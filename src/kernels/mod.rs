@@ -142,12 +142,12 @@ pub(crate) struct ExactActs<'a> {
 /// Activations quantized per row to int8 for the dyn8 kernels.
 pub(crate) struct Dyn8Acts<'a> {
     /// Codes, rows padded with zeros to `stride`; offset by +128 (as u8) when the table's
-    /// `dyn8_unsigned` is set, plain `i8` otherwise.
+    /// `dyn8_unsigned` is set and the weights are int8, plain `i8` otherwise.
     pub q: &'a [u8],
     pub stride: usize,
     /// Per row: the activation scale (`max|x| / 127`).
     pub scale: &'a [f32],
-    /// Per row and kernel group: Σ of the signed codes (only for asymmetric weights).
+    /// Per row and kernel group: Σ of the signed codes (for asymmetric or int4 weights).
     pub group_sums: &'a [i32],
 }
 
@@ -165,7 +165,8 @@ pub(crate) struct KernelTable {
     pub dense: DenseKernel,
     pub q_exact: QExactKernel,
     pub q_dyn8: QDyn8Kernel,
-    /// The dyn8 kernel wants activation codes offset to unsigned (for `vpdpbusd`).
+    /// The dyn8 kernel wants activation codes offset to unsigned (for `vpdpbusd`) with
+    /// int8 weights.
     pub dyn8_unsigned: bool,
 }
 

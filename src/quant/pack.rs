@@ -11,7 +11,9 @@
 //!
 //! Within a group, inputs go in steps of 4 (int8) or 8 (int4): each step is 64 bytes, one
 //! dword per column. For int8 the dword's byte `j` is the code of input `4s+j`; for int4 its
-//! byte `j` holds input `8s+j` in the low nibble and input `8s+4+j` in the high nibble.
+//! byte `j` holds input `8s+j` in the low nibble and input `8s+4+j` in the high nibble, each
+//! in offset binary (`q + 8`, 0..15): masking a nibble then gives an unsigned byte that
+//! `vpdpbusd` takes as is, with no table lookup.
 //! So one 512-bit load gives 16 columns × 4 (or 8) inputs, the operand shape of `vpdpbusd`,
 //! and shifting each dword exposes one input across 16 columns for f32 FMAs.
 //! The last group is padded with zero codes to a multiple of 8 inputs.
@@ -50,8 +52,9 @@ pub struct PackedQuant {
     pub scales_offset: usize,
     /// Offset of the zero points inside a tile.
     pub zeros_offset: usize,
-    /// Per column: `128 · Σ_g scale_g · Σ_k q_k` (the correction when activations are
-    /// offset to unsigned for `vpdpbusd`).
+    /// Per column: `128 · Σ_g scale_g · Σ_k q_k` for int8 weights (the correction when
+    /// activations are offset to unsigned for `vpdpbusd`); 0 for int4, whose offset lives in
+    /// the weights and is corrected through the activations' group sums.
     pub offset_correction: Vec<f32>,
     pub buf: AlignedBuf,
 }
@@ -98,7 +101,7 @@ impl PackedQuant {
         if self.bits == 8 {
             b as i8
         } else {
-            (((b >> shift) << 4) as i8) >> 4
+            ((b >> shift) & 0x0F) as i8 - 8
         }
     }
 }
@@ -140,6 +143,12 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
     let mut offset_correction = vec![0f32; tiles * NR];
     {
         let bytes = buf.as_mut_slice();
+        if bits == 4 {
+            // Padding inputs and padding columns must read as code 0, which is nibble 8.
+            for tile in bytes.chunks_mut(tile_bytes) {
+                tile[..weight_bytes].fill(0x88);
+            }
+        }
         for (r, correction_out) in offset_correction.iter_mut().enumerate().take(n) {
             let (t, c) = (r / NR, r % NR);
             let tile = &mut bytes[t * tile_bytes..(t + 1) * tile_bytes];
@@ -153,14 +162,16 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
                     let code = q.code(r, start + kk);
                     code_sum += code as i32;
                     let (byte, shift) = code_position(bits, g * group_bytes, kk, c);
-                    let nib = if bits == 8 {
+                    tile[byte] = if bits == 8 {
                         code as u8
                     } else {
-                        (code as u8 & 0x0F) << shift
+                        let nib = (code as u8 & 0x0F) ^ 0x08;
+                        (tile[byte] & !(0x0F << shift)) | (nib << shift)
                     };
-                    tile[byte] |= nib;
                 }
-                correction += 128.0 * scale * code_sum as f32;
+                if bits == 8 {
+                    correction += 128.0 * scale * code_sum as f32;
+                }
                 let si = scales_offset + (g * NR + c) * ss;
                 match q.scale_dtype() {
                     ScaleDType::F32 => tile[si..si + 4].copy_from_slice(&scale.to_le_bytes()),

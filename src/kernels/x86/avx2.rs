@@ -238,6 +238,14 @@ unsafe fn exact_block<const BITS: u8, const MR: usize, const NT: usize>(
             let mut v = [[_mm256_setzero_si256(); 2]; NT];
             for j in 0..NT {
                 v[j] = load_step(base[j], g * w.group_bytes + s * 64);
+                if BITS == 4 {
+                    // Offset-binary nibbles back to two's complement for the shift pairs.
+                    let flip = _mm256_set1_epi8(0x88u8 as i8);
+                    v[j] = [
+                        _mm256_xor_si256(v[j][0], flip),
+                        _mm256_xor_si256(v[j][1], flip),
+                    ];
+                }
             }
             let k0 = g * w.kg + s * step;
             macro_rules! input {
@@ -337,10 +345,10 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
     let xrow: [*const u8; MR] = std::array::from_fn(|i| a.q.as_ptr().add((r0 + i) * a.stride));
     let ones = _mm256_set1_epi16(1);
     let nibble_mask = _mm256_set1_epi8(0x0F);
-    // Signed value of each nibble 0..15, for vpshufb (which looks up within each 128-bit
-    // lane, hence the broadcast).
+    // Signed value of each offset-binary nibble 0..15, for vpshufb (which looks up within
+    // each 128-bit lane, hence the broadcast).
     let decode = _mm256_broadcastsi128_si256(_mm_setr_epi8(
-        0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
+        -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7,
     ));
     let mut acc = [[[_mm256_setzero_ps(); 2]; NT]; MR];
     for g in 0..w.groups {

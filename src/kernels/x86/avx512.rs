@@ -127,11 +127,11 @@ unsafe fn load_zeros(w: &PackedQuant, base: *const u8, g: usize) -> __m512 {
     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(z))
 }
 
-/// The value of each int4 code, indexed by its nibble (for `vpermps`).
+/// The value of each int4 code, indexed by its offset-binary nibble (for `vpermps`).
 #[inline(always)]
 unsafe fn int4_values() -> __m512 {
     _mm512_setr_ps(
-        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0,
+        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
     )
 }
 
@@ -402,10 +402,6 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
     let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
     let xrow: [*const u8; MR] = std::array::from_fn(|i| a.q.as_ptr().add((r0 + i) * a.stride));
     let nibble_mask = _mm512_set1_epi8(0x0F);
-    // Signed value of each nibble 0..15, for vpshufb.
-    let decode = _mm512_broadcast_i32x4(_mm_setr_epi8(
-        0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
-    ));
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
         let mut iacc = [[_mm512_setzero_si512(); NT]; MR];
@@ -429,20 +425,27 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
                     let v = _mm512_load_si512(
                         base[j].add(g * w.group_bytes + s * 64) as *const __m512i
                     );
-                    lo[j] = _mm512_shuffle_epi8(decode, _mm512_and_si512(v, nibble_mask));
-                    hi[j] = _mm512_shuffle_epi8(
-                        decode,
-                        _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble_mask),
-                    );
+                    // Offset-binary nibbles are unsigned bytes (q + 8) for vpdpbusd.
+                    lo[j] = _mm512_and_si512(v, nibble_mask);
+                    hi[j] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble_mask);
                 }
                 for i in 0..MR {
                     let x0 = _mm512_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
                     let x1 =
                         _mm512_set1_epi32((xrow[i].add(k0 + 4) as *const i32).read_unaligned());
                     for j in 0..NT {
-                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], x0, lo[j]);
-                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], x1, hi[j]);
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], lo[j], x0);
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], hi[j], x1);
                     }
+                }
+            }
+        }
+        if BITS == 4 {
+            // Σ (q + 8)·x − 8·Σ x = Σ q·x, exactly, in integers.
+            for i in 0..MR {
+                let offset = _mm512_set1_epi32(8 * a.group_sums[(r0 + i) * w.groups + g]);
+                for j in 0..NT {
+                    iacc[i][j] = _mm512_sub_epi32(iacc[i][j], offset);
                 }
             }
         }
@@ -461,7 +464,7 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
         }
     }
     for j in 0..NT {
-        // Undo the +128 offset of the activations: 128 · Σ_g s_g · Σ q.
+        // Undo the +128 offset of int8 activations: 128 · Σ_g s_g · Σ q (0 for int4).
         let corr = _mm512_loadu_ps(w.offset_correction.as_ptr().add((t0 + j) * NR));
         for i in 0..MR {
             let v = _mm512_mul_ps(
