@@ -271,8 +271,8 @@ qlinear_status qlinear_quant_config_set_search(qlinear_quant_config *config, boo
 void qlinear_quant_config_free(qlinear_quant_config *config);
 
 /**
- * Creates a device owning `threads` worker threads (0 = one per core, 1 = run on the
- * caller's thread) and the ISA from the `QLINEAR_ISA` environment variable, or the best
+ * Creates a device that runs each call on `threads` threads: the calling thread plus
+ * `threads - 1` workers it owns (0 = one per core, 1 = only the caller's thread), and the ISA from the `QLINEAR_ISA` environment variable, or the best
  * available. Free it with `qlinear_device_free`.
  *
  * Thread safety: any thread.
@@ -280,7 +280,8 @@ void qlinear_quant_config_free(qlinear_quant_config *config);
  * # Safety
  * `out` is NULL or writable.
  */
-qlinear_status qlinear_device_create(size_t threads, qlinear_device **out);
+qlinear_status qlinear_device_create(size_t threads,
+                                     qlinear_device **out);
 
 /**
  * As `qlinear_device_create`, forcing the ISA path `isa`: `"scalar"`, `"avx2"`, `"avx512"`

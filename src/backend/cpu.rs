@@ -94,7 +94,8 @@ impl fmt::Debug for HostJobSystem {
 }
 
 impl CpuDeviceBuilder {
-    /// Own a pool of `threads` workers (1 = inline on the caller). Default: all cores.
+    /// Run each call on `threads` threads: the caller plus `threads − 1` workers of a pool the
+    /// device owns (1 = inline on the caller, no pool). Default: all cores.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self

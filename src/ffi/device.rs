@@ -68,8 +68,8 @@ unsafe fn finish(b: CpuDeviceBuilder, out: *mut *mut qlinear_device) -> Result<(
     unsafe { publish(qlinear_device { inner }, out) }
 }
 
-/// Creates a device owning `threads` worker threads (0 = one per core, 1 = run on the
-/// caller's thread) and the ISA from the `QLINEAR_ISA` environment variable, or the best
+/// Creates a device that runs each call on `threads` threads: the calling thread plus
+/// `threads - 1` workers it owns (0 = one per core, 1 = only the caller's thread), and the ISA from the `QLINEAR_ISA` environment variable, or the best
 /// available. Free it with `qlinear_device_free`.
 ///
 /// Thread safety: any thread.
