@@ -285,10 +285,10 @@ fn check_lengths(
 /// call once warm).
 #[derive(Default)]
 struct Scratch {
-    f: Vec<f32>,
-    q: Vec<u8>,
-    scales: Vec<f32>,
-    sums_i: Vec<i32>,
+    padded_x: Vec<f32>,
+    codes: Vec<u8>,
+    row_scales: Vec<f32>,
+    group_sums: Vec<i32>,
 }
 
 thread_local! {
@@ -312,7 +312,7 @@ fn resize<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
 /// Copies rows of `x` padded with zeros to `w.k_padded`.
 fn prepare_exact<'a>(w: &PackedQuant, x: &[f32], m: usize, s: &'a mut Scratch) -> ExactActs<'a> {
     let stride = w.k_padded;
-    let xs = resize(&mut s.f, m * stride);
+    let xs = resize(&mut s.padded_x, m * stride);
     for r in 0..m {
         xs[r * stride..r * stride + w.k].copy_from_slice(&x[r * w.k..(r + 1) * w.k]);
     }
@@ -328,10 +328,10 @@ fn prepare_dyn8<'a>(
     s: &'a mut Scratch,
 ) -> Result<Dyn8Acts<'a>> {
     let stride = w.k_padded;
-    let q = resize(&mut s.q, m * stride);
-    let scales = resize(&mut s.scales, m);
+    let q = resize(&mut s.codes, m * stride);
+    let scales = resize(&mut s.row_scales, m);
     let need_sums = !w.symmetric || w.bits == 4;
-    let sums = resize(&mut s.sums_i, if need_sums { m * w.groups } else { 0 });
+    let sums = resize(&mut s.group_sums, if need_sums { m * w.groups } else { 0 });
     let offset = if unsigned { 128u8 } else { 0 };
     for r in 0..m {
         let src = &x[r * w.k..(r + 1) * w.k];
