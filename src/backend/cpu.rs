@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::alloc::HostAllocator;
 use super::pool::{Executor, HostJobSystem};
+pub use super::workers::DEFAULT_SPIN;
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::kernels::{Dyn8Acts, ExactActs, Isa, KernelTable, OutPtr};
@@ -82,6 +83,7 @@ impl CpuDevice {
 #[derive(Debug, Default, Clone)]
 pub struct CpuDeviceBuilder {
     threads: Option<usize>,
+    spin: Option<std::time::Duration>,
     isa: Option<Isa>,
     host_jobs: Option<HostJobSystem>,
     allocator: Option<HostAllocator>,
@@ -98,6 +100,15 @@ impl CpuDeviceBuilder {
     /// device owns (1 = inline on the caller, no pool). Default: all cores.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// How long idle workers spin, waiting for the next call, before they park (default
+    /// `QLINEAR_SPIN_US`, else [`DEFAULT_SPIN`], 1 ms). Spinning keeps back-to-back calls (the layers of a model)
+    /// free of thread wake-ups; `Duration::ZERO` parks at once, for hosts that need the
+    /// cores between calls.
+    pub fn spin(mut self, spin: std::time::Duration) -> Self {
+        self.spin = Some(spin);
         self
     }
 
@@ -138,7 +149,13 @@ impl CpuDeviceBuilder {
                 }
                 Executor::Host(jobs)
             }
-            (None, threads) => Executor::with_threads(threads.unwrap_or_else(default_threads))?,
+            (None, threads) => Executor::with_threads(
+                threads.unwrap_or_else(default_threads),
+                match self.spin {
+                    Some(spin) => spin,
+                    None => spin_from_env()?,
+                },
+            )?,
         };
         Ok(CpuDevice {
             inner: Arc::new(DeviceInner {
@@ -147,6 +164,24 @@ impl CpuDeviceBuilder {
                 allocator: self.allocator.map(Arc::new),
             }),
         })
+    }
+}
+
+/// `QLINEAR_SPIN_US` (microseconds idle workers spin before parking), or [`DEFAULT_SPIN`].
+fn spin_from_env() -> Result<std::time::Duration> {
+    match std::env::var("QLINEAR_SPIN_US") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&us| us <= 10_000_000)
+            .map(std::time::Duration::from_micros)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "QLINEAR_SPIN_US={v:?}: expected microseconds from 0 to 10000000"
+                ))
+            }),
+        _ => Ok(DEFAULT_SPIN),
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod cpu;
 pub mod pool;
+pub mod workers;
 
 use std::fmt::Debug;
 

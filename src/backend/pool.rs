@@ -7,7 +7,9 @@ use std::ffi::c_void;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+
+pub use super::workers::Workers;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -40,9 +42,9 @@ unsafe impl Sync for HostJobSystem {}
 pub enum Executor {
     /// On the calling thread, one task after another.
     Inline,
-    /// On the calling thread plus `threads − 1` workers of a rayon pool owned by the device
-    /// (idle workers block; they do not spin for long).
-    Owned(OwnedPool),
+    /// On the calling thread plus `threads − 1` workers the device owns (they spin briefly
+    /// between calls, then park: see [`Workers`]).
+    Owned(Workers),
     /// Handed to the host's job system.
     Host(HostJobSystem),
 }
@@ -51,7 +53,7 @@ impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Executor::Inline => f.write_str("Inline"),
-            Executor::Owned(p) => write!(f, "Owned({} threads)", p.threads),
+            Executor::Owned(p) => write!(f, "Owned({} threads)", p.threads()),
             Executor::Host(h) => write!(f, "Host({} threads)", h.threads),
         }
     }
@@ -59,37 +61,21 @@ impl fmt::Debug for Executor {
 
 impl Executor {
     /// A pool of `threads` workers, or `Inline` when `threads` is 1.
-    pub fn with_threads(threads: usize) -> Result<Self> {
+    pub fn with_threads(threads: usize, spin: Duration) -> Result<Self> {
         if threads == 0 {
             return Err(Error::invalid("thread count must be at least 1, got 0"));
         }
         if threads == 1 {
             return Ok(Executor::Inline);
         }
-        let exited = Arc::new((Mutex::new(0usize), Condvar::new()));
-        let signal = Arc::clone(&exited);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads - 1)
-            .thread_name(|i| format!("qlinear-{i}"))
-            .exit_handler(move |_| {
-                let (count, cv) = &*signal;
-                *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                cv.notify_all();
-            })
-            .build()
-            .map_err(|e| Error::Unsupported(format!("could not start {threads} threads: {e}")))?;
-        Ok(Executor::Owned(OwnedPool {
-            pool: Some(pool),
-            threads,
-            exited,
-        }))
+        Ok(Executor::Owned(Workers::start(threads, spin)?))
     }
 
     /// Threads that may run tasks at once.
     pub fn threads(&self) -> usize {
         match self {
             Executor::Inline => 1,
-            Executor::Owned(p) => p.threads,
+            Executor::Owned(p) => p.threads(),
             Executor::Host(h) => h.threads.max(1),
         }
     }
@@ -102,53 +88,8 @@ impl Executor {
         }
         match self {
             Executor::Inline => unreachable!("handled above"),
-            Executor::Owned(owned) => {
-                let pool = owned.pool.as_ref().expect("the pool lives until drop");
-                // The caller works too, taking tasks from the same counter as the workers:
-                // a call never waits for a worker to wake up before progress starts, and a
-                // short call may finish before the workers arrive.
-                let next = AtomicUsize::new(0);
-                let drain = || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n_tasks {
-                        break;
-                    }
-                    f(i);
-                };
-                pool.in_place_scope(|scope| {
-                    for _ in 0..(owned.threads - 1).min(n_tasks - 1) {
-                        scope.spawn(|_| drain());
-                    }
-                    drain();
-                });
-                Ok(())
-            }
+            Executor::Owned(workers) => workers.run(n_tasks, f),
             Executor::Host(host) => run_on_host(host, n_tasks, f),
-        }
-    }
-}
-
-/// A rayon pool whose drop waits until its workers have exited, so a freed device leaves
-/// no threads (or thread-local buffers) behind.
-pub struct OwnedPool {
-    pool: Option<rayon::ThreadPool>,
-    threads: usize,
-    exited: Arc<(Mutex<usize>, Condvar)>,
-}
-
-impl Drop for OwnedPool {
-    fn drop(&mut self) {
-        let Some(pool) = self.pool.take() else { return };
-        // A worker of this very pool cannot wait for itself to exit.
-        let inside = pool.current_thread_index().is_some();
-        drop(pool);
-        if inside {
-            return;
-        }
-        let (count, cv) = &*self.exited;
-        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n < self.threads - 1 {
-            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
     }
 }

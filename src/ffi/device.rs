@@ -72,6 +72,9 @@ unsafe fn finish(b: CpuDeviceBuilder, out: *mut *mut qlinear_device) -> Result<(
 /// `threads - 1` workers it owns (0 = one per core, 1 = only the caller's thread), and the ISA from the `QLINEAR_ISA` environment variable, or the best
 /// available. Free it with `qlinear_device_free`.
 ///
+/// Idle workers spin for `QLINEAR_SPIN_US` microseconds (default 1000) after a call, so the
+/// next call does not wait for threads to wake, then park.
+///
 /// Thread safety: any thread.
 ///
 /// # Safety
