@@ -191,7 +191,9 @@ fn default_threads() -> usize {
 
 /// Multiply-adds below which a call runs as one task: handing work to another thread
 /// costs a few microseconds (measured with `examples/bench.rs --split`).
-const MIN_MACS_PER_TASK: usize = 1 << 21;
+const MIN_MACS_PER_TASK: usize = 1 << 18;
+/// Tiles per task are a multiple of this, so the GEMV kernels run their widest blocks.
+const TILE_QUANTUM: usize = 4;
 /// Rows per task when splitting rows.
 const ROWS_PER_TASK: usize = 64;
 /// Most tasks one call is cut into.
@@ -214,7 +216,10 @@ impl TaskGrid {
         let row_blocks = m.div_ceil(ROWS_PER_TASK).min(want);
         let rows_per_block = m.div_ceil(row_blocks);
         let tile_blocks = want.div_ceil(row_blocks).min(tiles);
-        let tiles_per_block = tiles.div_ceil(tile_blocks);
+        let tiles_per_block = tiles
+            .div_ceil(tile_blocks)
+            .next_multiple_of(TILE_QUANTUM)
+            .min(tiles);
         TaskGrid {
             row_blocks: m.div_ceil(rows_per_block),
             rows_per_block,
@@ -370,13 +375,13 @@ fn prepare_dyn8<'a>(
     let offset = if unsigned { 128u8 } else { 0 };
     for r in 0..m {
         let src = &x[r * w.k..(r + 1) * w.k];
-        let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let amax = max_abs(src);
         let scale = amax / 127.0;
         let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
         scales[r] = scale;
         let row = &mut q[r * stride..(r + 1) * stride];
         for (dst, &v) in row.iter_mut().zip(src) {
-            *dst = ((v * inv).round().clamp(-127.0, 127.0) as i8 as u8).wrapping_add(offset);
+            *dst = (round_small(v * inv) as i8 as u8).wrapping_add(offset);
         }
         // Padding codes stand for 0.
         row[w.k..].fill(offset);
@@ -396,6 +401,30 @@ fn prepare_dyn8<'a>(
         scale: scales,
         group_sums: sums,
     })
+}
+
+/// max |v| of finite values, in 16 independent lanes so the loop vectorizes.
+fn max_abs(src: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = src.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            *m = if v.abs() > *m { v.abs() } else { *m };
+        }
+    }
+    tail.iter()
+        .chain(&lanes)
+        .fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a })
+}
+
+/// `v` rounded to the nearest integer, ties to even, for |v| ≤ 2²²: after adding 1.5·2²³
+/// the integer sits in the low mantissa bits. Integer-only after one add, so it
+/// vectorizes (`f32::round` is a libm call per element on baseline x86-64).
+#[inline(always)]
+fn round_small(v: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
 /// Packed quantized weights plus the activation mode they serve.
@@ -498,6 +527,23 @@ impl Backend for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activation_rounding_is_ties_to_even_and_max_abs_is_exact() {
+        let mut v = -128.0f32;
+        while v <= 128.0 {
+            assert_eq!(round_small(v), v.round_ties_even() as i32, "{v}");
+            v += 0.125;
+        }
+        assert_eq!(round_small(126.99999), 127);
+        assert_eq!(round_small(-0.49999997), 0);
+        let mut rng = crate::rng::SplitMix64::new(5);
+        for len in [0, 1, 15, 16, 17, 100, 4097] {
+            let x = rng.uniform_vec(len, -3.0, 3.0);
+            let want = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+            assert_eq!(max_abs(&x), want, "len {len}");
+        }
+    }
 
     #[test]
     fn the_task_grid_covers_every_row_and_tile_exactly_once() {

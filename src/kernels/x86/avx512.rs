@@ -401,10 +401,24 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
     let step = if BITS == 8 { 4 } else { 8 };
     let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
     let xrow: [*const u8; MR] = std::array::from_fn(|i| a.q.as_ptr().add((r0 + i) * a.stride));
-    let nibble_mask = _mm512_set1_epi8(0x0F);
+    let low_nibbles = _mm512_set1_epi8(0x0F);
+    let high_nibbles = _mm512_set1_epi8(0xF0u8 as i8);
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
         let mut iacc = [[_mm512_setzero_si512(); NT]; MR];
+        if BITS == 4 {
+            // Offset-binary nibbles are q + 8: start from −8·Σx so the sum is Σ q·x.
+            for i in 0..MR {
+                let offset = _mm512_set1_epi32(-8 * a.group_sums[(r0 + i) * w.groups + g]);
+                iacc[i] = [offset; NT];
+            }
+        }
+        // In the GEMV, int4 high nibbles are fed in place (16·(q + 8), still an unsigned
+        // byte) to a second accumulator divided by 16 once per group: one AND per 64 codes
+        // instead of a shift and an AND. Row blocks have no registers to spare for it. The
+        // integer sums are equal either way.
+        let split_hi = MR == 1;
+        let mut iacc_hi = [[_mm512_setzero_si512(); NT]; MR];
         let steps = w.group_len_padded(g) / step;
         for s in 0..steps {
             let k0 = g * w.kg + s * step;
@@ -425,9 +439,12 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
                     let v = _mm512_load_si512(
                         base[j].add(g * w.group_bytes + s * 64) as *const __m512i
                     );
-                    // Offset-binary nibbles are unsigned bytes (q + 8) for vpdpbusd.
-                    lo[j] = _mm512_and_si512(v, nibble_mask);
-                    hi[j] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble_mask);
+                    lo[j] = _mm512_and_si512(v, low_nibbles);
+                    hi[j] = if split_hi {
+                        _mm512_and_si512(v, high_nibbles)
+                    } else {
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(v), low_nibbles)
+                    };
                 }
                 for i in 0..MR {
                     let x0 = _mm512_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
@@ -435,17 +452,21 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
                         _mm512_set1_epi32((xrow[i].add(k0 + 4) as *const i32).read_unaligned());
                     for j in 0..NT {
                         iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], lo[j], x0);
-                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], hi[j], x1);
+                        if split_hi {
+                            iacc_hi[i][j] = _mm512_dpbusd_epi32(iacc_hi[i][j], hi[j], x1);
+                        } else {
+                            iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], hi[j], x1);
+                        }
                     }
                 }
             }
         }
-        if BITS == 4 {
-            // Σ (q + 8)·x − 8·Σ x = Σ q·x, exactly, in integers.
+        if BITS == 4 && split_hi {
+            // Every high-nibble product is a multiple of 16, so the shift is exact.
             for i in 0..MR {
-                let offset = _mm512_set1_epi32(8 * a.group_sums[(r0 + i) * w.groups + g]);
                 for j in 0..NT {
-                    iacc[i][j] = _mm512_sub_epi32(iacc[i][j], offset);
+                    iacc[i][j] =
+                        _mm512_add_epi32(iacc[i][j], _mm512_srai_epi32::<4>(iacc_hi[i][j]));
                 }
             }
         }
