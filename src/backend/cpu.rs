@@ -85,6 +85,8 @@ pub struct CpuDeviceBuilder {
     threads: Option<usize>,
     spin: Option<std::time::Duration>,
     isa: Option<Isa>,
+    #[cfg(test)]
+    kernels: Option<KernelTable>,
     host_jobs: Option<HostJobSystem>,
     allocator: Option<HostAllocator>,
 }
@@ -109,6 +111,13 @@ impl CpuDeviceBuilder {
     /// cores between calls.
     pub fn spin(mut self, spin: std::time::Duration) -> Self {
         self.spin = Some(spin);
+        self
+    }
+
+    /// Tests: run exactly these kernels (a variant `Isa` alone cannot pick).
+    #[cfg(test)]
+    pub(crate) fn kernels(mut self, table: KernelTable) -> Self {
+        self.kernels = Some(table);
         self
     }
 
@@ -159,7 +168,10 @@ impl CpuDeviceBuilder {
         };
         Ok(CpuDevice {
             inner: Arc::new(DeviceInner {
+                #[cfg(not(test))]
                 kernels: KernelTable::for_isa(isa),
+                #[cfg(test)]
+                kernels: self.kernels.unwrap_or_else(|| KernelTable::for_isa(isa)),
                 executor,
                 allocator: self.allocator.map(Arc::new),
             }),

@@ -175,6 +175,8 @@ impl KernelTable {
     pub fn for_isa(isa: Isa) -> KernelTable {
         match isa {
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if is_x86_feature_detected!("gfni") => x86::avx512::TABLE_GFNI,
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => x86::avx512::TABLE,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => x86::avx2::TABLE,

@@ -269,3 +269,36 @@ fn packing_round_trips_to_the_logical_tensor() {
         }
     }
 }
+
+/// The AVX-512 dyn8 kernel unpacks int4 nibbles with GFNI where the CPU has it; the
+/// fallback (a shift and an AND) must give the same bits, and only one of them runs
+/// through the other tests on any one machine.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_dyn8_with_and_without_gfni_agree_bit_for_bit() {
+    use crate::kernels::x86::avx512;
+    if !Isa::Avx512.is_available() || !is_x86_feature_detected!("gfni") {
+        return;
+    }
+    let device = |table| {
+        CpuDevice::builder()
+            .isa(Isa::Avx512)
+            .kernels(table)
+            .threads(1)
+            .build()
+            .unwrap()
+    };
+    let (plain, gfni) = (device(avx512::TABLE), device(avx512::TABLE_GFNI));
+    let exec = crate::backend::pool::Executor::Inline;
+    for (case, &(m, k, n, g)) in CASES.iter().enumerate() {
+        let w = data(n * k, 7 + case as u64);
+        let x = data(m * k, 70 + case as u64);
+        for cfg in configs(g).into_iter().filter(|c| c.bits == 4) {
+            let q = quantize_weights(&w, n, k, &cfg, &exec).unwrap();
+            let a = forward(&plain, &q, ActivationMode::Dyn8, &x, m);
+            let b = forward(&gfni, &q, ActivationMode::Dyn8, &x, m);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "case {case} {}", cfg.label());
+        }
+    }
+}

@@ -20,6 +20,12 @@ pub(crate) const TABLE: KernelTable = KernelTable {
     dyn8_unsigned: true,
 };
 
+/// [`TABLE`] for CPUs that also have GFNI (Ice Lake, Zen 4 and later).
+pub(crate) const TABLE_GFNI: KernelTable = KernelTable {
+    q_dyn8: q8_q_gemm_avx512vnni_gfni,
+    ..TABLE
+};
+
 /// Lanes of tile `t` that hold real columns, as a store mask.
 #[inline(always)]
 fn col_mask(t: usize, n: usize) -> __mmask16 {
@@ -390,8 +396,30 @@ pub(crate) unsafe fn f32_q_gemm_avx512(
 // Dyn8: int8 activations (offset to u8) × codes with vpdpbusd
 // ---------------------------------------------------------------------------------------
 
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
+/// Matrix for `vgf2p8affineqb` that shifts each byte left by 4 (row `7 − i` of the bit
+/// matrix is byte `i` of the qword): the low nibble lands in the high nibble, the rest is 0.
+const GF2_SHL4: i64 = 0x0000_0000_0102_0408;
+
+/// Both int4 nibbles of the 64 bytes at `p` as `16·(q + 8)` (unsigned bytes, multiples of
+/// 16): low-nibble inputs first. With GFNI the low nibble moves up in one byte-wise
+/// affine op; without, a 16-bit shift and an AND.
+#[inline(always)]
+unsafe fn int4_nibbles_x16<const GFNI: bool>(p: *const u8) -> (__m512i, __m512i) {
+    let v = _mm512_load_si512(p as *const __m512i);
+    let high = _mm512_set1_epi8(0xF0u8 as i8);
+    let lo = if GFNI {
+        _mm512_gf2p8affine_epi64_epi8::<0>(v, _mm512_set1_epi64(GF2_SHL4))
+    } else {
+        _mm512_and_si512(_mm512_slli_epi16::<4>(v), high)
+    };
+    (lo, _mm512_and_si512(v, high))
+}
+
+/// `MR × 16·NT` outputs with `vpdpbusd`. int4 codes are fed as `16·(q + 8)`, so every int4
+/// integer sum is 16× the true one (`unit` = 16), and the row scale divides it back out
+/// exactly: the result is bit-identical to feeding `q + 8`, with one op fewer per 64 codes.
+#[inline(always)]
+unsafe fn dyn8_block<const BITS: u8, const GFNI: bool, const MR: usize, const NT: usize>(
     w: &PackedQuant,
     a: &Dyn8Acts,
     r0: usize,
@@ -399,74 +427,43 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
     y: OutPtr,
 ) {
     let step = if BITS == 8 { 4 } else { 8 };
+    let unit: i32 = if BITS == 8 { 1 } else { 16 };
     let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
     let xrow: [*const u8; MR] = std::array::from_fn(|i| a.q.as_ptr().add((r0 + i) * a.stride));
-    let low_nibbles = _mm512_set1_epi8(0x0F);
-    let high_nibbles = _mm512_set1_epi8(0xF0u8 as i8);
     let mut acc = [[_mm512_setzero_ps(); NT]; MR];
     for g in 0..w.groups {
         let mut iacc = [[_mm512_setzero_si512(); NT]; MR];
         if BITS == 4 {
             // Offset-binary nibbles are q + 8: start from −8·Σx so the sum is Σ q·x.
             for i in 0..MR {
-                let offset = _mm512_set1_epi32(-8 * a.group_sums[(r0 + i) * w.groups + g]);
+                let offset = _mm512_set1_epi32(-8 * unit * a.group_sums[(r0 + i) * w.groups + g]);
                 iacc[i] = [offset; NT];
             }
         }
-        // In the GEMV, int4 high nibbles are fed in place (16·(q + 8), still an unsigned
-        // byte) to a second accumulator divided by 16 once per group: one AND per 64 codes
-        // instead of a shift and an AND. Row blocks have no registers to spare for it. The
-        // integer sums are equal either way.
-        let split_hi = MR == 1;
-        let mut iacc_hi = [[_mm512_setzero_si512(); NT]; MR];
-        let steps = w.group_len_padded(g) / step;
-        for s in 0..steps {
+        for s in 0..w.group_len_padded(g) / step {
             let k0 = g * w.kg + s * step;
+            let at = |j: usize| base[j].add(g * w.group_bytes + s * 64);
+            let x4 = |i: usize, k: usize| {
+                _mm512_set1_epi32((xrow[i].add(k) as *const i32).read_unaligned())
+            };
             if BITS == 8 {
-                let v: [__m512i; NT] = std::array::from_fn(|j| {
-                    _mm512_load_si512(base[j].add(g * w.group_bytes + s * 64) as *const __m512i)
-                });
+                let v: [__m512i; NT] =
+                    std::array::from_fn(|j| _mm512_load_si512(at(j) as *const __m512i));
                 for i in 0..MR {
-                    let xb = _mm512_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
+                    let xb = x4(i, k0);
                     for j in 0..NT {
                         iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], xb, v[j]);
                     }
                 }
             } else {
-                let mut lo = [_mm512_setzero_si512(); NT];
-                let mut hi = [_mm512_setzero_si512(); NT];
-                for j in 0..NT {
-                    let v = _mm512_load_si512(
-                        base[j].add(g * w.group_bytes + s * 64) as *const __m512i
-                    );
-                    lo[j] = _mm512_and_si512(v, low_nibbles);
-                    hi[j] = if split_hi {
-                        _mm512_and_si512(v, high_nibbles)
-                    } else {
-                        _mm512_and_si512(_mm512_srli_epi16::<4>(v), low_nibbles)
-                    };
-                }
+                let v: [(__m512i, __m512i); NT] =
+                    std::array::from_fn(|j| int4_nibbles_x16::<GFNI>(at(j)));
                 for i in 0..MR {
-                    let x0 = _mm512_set1_epi32((xrow[i].add(k0) as *const i32).read_unaligned());
-                    let x1 =
-                        _mm512_set1_epi32((xrow[i].add(k0 + 4) as *const i32).read_unaligned());
+                    let (x0, x1) = (x4(i, k0), x4(i, k0 + 4));
                     for j in 0..NT {
-                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], lo[j], x0);
-                        if split_hi {
-                            iacc_hi[i][j] = _mm512_dpbusd_epi32(iacc_hi[i][j], hi[j], x1);
-                        } else {
-                            iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], hi[j], x1);
-                        }
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], v[j].0, x0);
+                        iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], v[j].1, x1);
                     }
-                }
-            }
-        }
-        if BITS == 4 && split_hi {
-            // Every high-nibble product is a multiple of 16, so the shift is exact.
-            for i in 0..MR {
-                for j in 0..NT {
-                    iacc[i][j] =
-                        _mm512_add_epi32(iacc[i][j], _mm512_srai_epi32::<4>(iacc_hi[i][j]));
                 }
             }
         }
@@ -478,8 +475,8 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
             if !w.symmetric {
                 let sz = load_scaled_zeros(w, base[j], g, sc);
                 for i in 0..MR {
-                    let sum = _mm512_set1_ps(a.group_sums[(r0 + i) * w.groups + g] as f32);
-                    acc[i][j] = _mm512_fnmadd_ps(sz, sum, acc[i][j]);
+                    let sum = a.group_sums[(r0 + i) * w.groups + g] * unit;
+                    acc[i][j] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(sum as f32), acc[i][j]);
                 }
             }
         }
@@ -488,43 +485,50 @@ unsafe fn dyn8_block<const BITS: u8, const MR: usize, const NT: usize>(
         // Undo the +128 offset of int8 activations: 128 · Σ_g s_g · Σ q (0 for int4).
         let corr = _mm512_loadu_ps(w.offset_correction.as_ptr().add((t0 + j) * NR));
         for i in 0..MR {
-            let v = _mm512_mul_ps(
-                _mm512_set1_ps(a.scale[r0 + i]),
-                _mm512_sub_ps(acc[i][j], corr),
-            );
+            // Dividing by `unit` (a power of two) is exact.
+            let row_scale = _mm512_set1_ps(a.scale[r0 + i] / unit as f32);
+            let v = _mm512_mul_ps(row_scale, _mm512_sub_ps(acc[i][j], corr));
             let dst = y.ptr.add((r0 + i) * y.ld + (t0 + j) * NR);
             _mm512_mask_storeu_ps(dst, col_mask(t0 + j, w.n), v);
         }
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn dyn8_gemm<const BITS: u8>(
-    w: &PackedQuant,
-    a: &Dyn8Acts,
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    y: OutPtr,
-) {
-    for_each_block(rows, tiles, 4, 2, 4, |r, mr, t, nt| match nt {
-        4 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 4>(w, a, r, t, y)),
-        2 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 2>(w, a, r, t, y)),
-        _ => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<BITS, M, 1>(w, a, r, t, y)),
-    });
+/// Defines a dyn8 entry point: `y = sx · (Σ_g s_g · Σ xq·q − zero terms)` with per-row int8
+/// activations. A macro because the block closure must be defined inside the function
+/// that carries the target features, or its intrinsics would not inline.
+macro_rules! dyn8_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, int4_gfni: $gfni:literal) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(
+            w: &PackedQuant,
+            a: &Dyn8Acts,
+            rows: Range<usize>,
+            tiles: Range<usize>,
+            y: OutPtr,
+        ) {
+            for_each_block(rows, tiles, 4, 2, 4, |r, mr, t, nt| match (w.bits, nt) {
+                (8, 4) => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<8, false, M, 4>(w, a, r, t, y)),
+                (8, 2) => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<8, false, M, 2>(w, a, r, t, y)),
+                (8, _) => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<8, false, M, 1>(w, a, r, t, y)),
+                (_, 4) => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<4, $gfni, M, 4>(w, a, r, t, y)),
+                (_, 2) => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<4, $gfni, M, 2>(w, a, r, t, y)),
+                _ => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<4, $gfni, M, 1>(w, a, r, t, y)),
+            });
+        }
+    };
 }
 
-/// `y = sx · (Σ_g s_g · Σ xq·q − zero terms)` with per-row int8 activations.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")]
-pub(crate) unsafe fn q8_q_gemm_avx512vnni(
-    w: &PackedQuant,
-    a: &Dyn8Acts,
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    y: OutPtr,
-) {
-    if w.bits == 8 {
-        dyn8_gemm::<8>(w, a, rows, tiles, y)
-    } else {
-        dyn8_gemm::<4>(w, a, rows, tiles, y)
-    }
-}
+dyn8_entry!(
+    /// Dyn8 with AVX-512 VNNI.
+    q8_q_gemm_avx512vnni,
+    "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c",
+    int4_gfni: false
+);
+dyn8_entry!(
+    /// Dyn8 with AVX-512 VNNI, unpacking int4 nibbles with GFNI.
+    q8_q_gemm_avx512vnni_gfni,
+    "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,gfni,fma,f16c",
+    int4_gfni: true
+);
