@@ -150,7 +150,18 @@ unsafe fn code_as_f32<const BITS: u8, const J: u32, const ASYM: bool>(
     int4: __m512,
     zero: __m512,
 ) -> __m512 {
-    let q = if BITS == 8 {
+    let q = if BITS == 8 && !ASYM && J < 2 {
+        // Byte J ≤ 1 (bits 8J..8J+7, inside the 23 mantissa bits) with its sign bit flipped
+        // is q + 128; as the mantissa of 2^(23−8J) it makes the float 2^(23−8J) + q + 128
+        // exactly. One AND-XOR and one subtraction, where the shifts below need two shifts
+        // and a conversion.
+        let p = 8 * J as i32;
+        let mask = _mm512_set1_epi32(0xFF << p);
+        let flip_and_exponent = _mm512_set1_epi32((0x80 << p) | ((127 + 23 - p) << 23));
+        let biased = _mm512_ternarylogic_epi32::<0x6A>(v, mask, flip_and_exponent); // (v & m) ^ c
+        let offset = _mm512_set1_ps((1u32 << (23 - p)) as f32 + 128.0);
+        return _mm512_sub_ps(_mm512_castsi512_ps(biased), offset);
+    } else if BITS == 8 {
         // Byte J of each dword: shift it to the top, then arithmetic-shift back down.
         let top = match J {
             0 => _mm512_slli_epi32::<24>(v),
