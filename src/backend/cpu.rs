@@ -106,9 +106,9 @@ impl CpuDeviceBuilder {
     }
 
     /// How long idle workers spin, waiting for the next call, before they park (default
-    /// `QLINEAR_SPIN_US`, else [`DEFAULT_SPIN`], 1 ms). Spinning keeps back-to-back calls (the layers of a model)
-    /// free of thread wake-ups; `Duration::ZERO` parks at once, for hosts that need the
-    /// cores between calls.
+    /// `QLINEAR_SPIN_US`, else [`DEFAULT_SPIN`], 1 ms). Spinning keeps back-to-back calls
+    /// (the layers of a model) free of thread wake-ups; `Duration::ZERO` parks at once, for
+    /// hosts that need the cores between calls.
     pub fn spin(mut self, spin: std::time::Duration) -> Self {
         self.spin = Some(spin);
         self
@@ -201,8 +201,9 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Multiply-adds below which a call runs as one task: handing work to another thread
-/// costs a few microseconds (measured with `examples/bench.rs --split`).
+/// Multiply-adds below which a call runs as one task. Handing work to spinning workers
+/// costs ~0.3 µs, but splitting pays only from ~1 M multiply-adds per call
+/// (`examples/bench.rs --split`: 1.6× at 1024², none at 724²).
 const MIN_MACS_PER_TASK: usize = 1 << 18;
 /// Tiles per task are a multiple of this, so the GEMV kernels run their widest blocks.
 const TILE_QUANTUM: usize = 4;

@@ -7,10 +7,9 @@ use std::ffi::c_void;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-pub use super::workers::Workers;
 use std::time::Duration;
 
+pub use super::workers::Workers;
 use crate::error::{Error, Result};
 
 /// A task body: called once for each index in `0..n_tasks`, possibly concurrently.

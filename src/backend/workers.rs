@@ -23,12 +23,16 @@ use crate::error::{Error, Result};
 /// How long an idle worker spins before it parks.
 pub const DEFAULT_SPIN: Duration = Duration::from_millis(1);
 
+/// The high half of the claim counter: the low 32 bits of a job's epoch.
+const TAG_MASK: u64 = !0xFFFF_FFFF;
+
 /// A task body with its lifetime erased; valid while its job's epoch is live.
 #[derive(Clone, Copy)]
 struct Job {
     f: *const (dyn Fn(usize) + Sync + 'static),
     n_tasks: usize,
-    epoch: u64,
+    /// `epoch << 32`: the claim counter's high half while this job is live.
+    tag: u64,
 }
 
 // SAFETY: the pointee is `Sync`; the pointer is only dereferenced under the claim protocol.
@@ -57,7 +61,8 @@ impl Shared {
         let f = unsafe { &*job.f };
         let mut cur = self.claim.load(Acquire);
         loop {
-            if cur >> 32 != job.epoch & 0xFFFF_FFFF || (cur & 0xFFFF_FFFF) as usize >= job.n_tasks {
+            let i = (cur & !TAG_MASK) as usize;
+            if cur & TAG_MASK != job.tag || i >= job.n_tasks {
                 return;
             }
             match self
@@ -65,7 +70,6 @@ impl Shared {
                 .compare_exchange_weak(cur, cur + 1, AcqRel, Acquire)
             {
                 Ok(_) => {
-                    let i = (cur & 0xFFFF_FFFF) as usize;
                     if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
                         self.panicked.store(true, Relaxed);
                     }
@@ -89,8 +93,8 @@ impl Shared {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(1024) && start.elapsed() >= self.spin {
-                // Announce the sleep before the last check; `publish` bumps the epoch
-                // before it looks at `sleepers` (both SeqCst), so one of us sees the other.
+                // Announce the sleep before the last check; `bump_epoch_and_wake` stores
+                // the epoch before it reads `sleepers` (both SeqCst): one sees the other.
                 self.sleepers.fetch_add(1, SeqCst);
                 let mut guard = self.park.lock().unwrap_or_else(|e| e.into_inner());
                 while self.epoch.load(SeqCst) == seen {
@@ -194,12 +198,12 @@ impl Workers {
         let job = Job {
             f: f_static,
             n_tasks,
-            epoch,
+            tag: epoch << 32,
         };
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
         s.done.store(0, Relaxed);
         s.panicked.store(false, Relaxed);
-        s.claim.store((epoch & 0xFFFF_FFFF) << 32, SeqCst);
+        s.claim.store(job.tag, SeqCst);
         s.bump_epoch_and_wake(epoch);
         s.drain(job);
         let mut spins = 0u32;
@@ -213,15 +217,18 @@ impl Workers {
             }
         }
         if s.panicked.load(Relaxed) {
-            return Err(Error::Internal("a kernel task panicked".into()));
+            return Err(task_panicked());
         }
         Ok(())
     }
 }
 
 fn run_inline(n_tasks: usize, f: TaskFn<'_>) -> Result<()> {
-    catch_unwind(AssertUnwindSafe(|| (0..n_tasks).for_each(f)))
-        .map_err(|_| Error::Internal("a kernel task panicked".into()))
+    catch_unwind(AssertUnwindSafe(|| (0..n_tasks).for_each(f))).map_err(|_| task_panicked())
+}
+
+fn task_panicked() -> Error {
+    Error::Internal("a kernel task panicked".into())
 }
 
 impl Drop for Workers {
