@@ -911,3 +911,73 @@ fn write_fuzz_seeds() {
     std::fs::write(dir.join("int4-tensor.qlin"), b).unwrap();
     let _ = format::MAGIC;
 }
+
+/// `tests/fixtures/v1.qlin` was written by qlinear 0.1.0 (format version 1, commit e660b8e)
+/// before the format gained codebook layers. It must keep loading to the same weights:
+/// the CRC-32 of each layer's dequantized f32 weights and bias bits was recorded then.
+#[test]
+fn a_version_1_file_still_loads_to_the_same_weights() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1.qlin");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+    let model = QuantizedModel::load(&path, &dev()).unwrap();
+    let want = [
+        (
+            "int8.g32.f16.exact",
+            0x1543a7fd,
+            0xc5f8213a,
+            8,
+            ActivationMode::Exact,
+        ),
+        (
+            "int4.g32.f16.exact",
+            0x5b196e32,
+            0x00000000,
+            4,
+            ActivationMode::Exact,
+        ),
+        (
+            "int8.channel.f32.asym.dyn8",
+            0xc30df91c,
+            0xcb28c928,
+            8,
+            ActivationMode::Dyn8,
+        ),
+        (
+            "int4.g64.f16.asym.dyn8",
+            0xea60b25c,
+            0x1dcf3bb2,
+            4,
+            ActivationMode::Dyn8,
+        ),
+        (
+            "int4.tensor.f32.exact",
+            0x40acbaef,
+            0x00000000,
+            4,
+            ActivationMode::Exact,
+        ),
+    ];
+    assert_eq!(model.len(), want.len());
+    for (i, (name, w_crc, b_crc, bits, mode)) in want.into_iter().enumerate() {
+        assert_eq!(model.name(i), Some(name));
+        let l = model.get(name).unwrap();
+        let w: Vec<u8> = l
+            .weight_quantized()
+            .dequantize()
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect();
+        let b: Vec<u8> = l
+            .bias()
+            .map(|b| b.to_f32_vec())
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect();
+        assert_eq!(crc32(&w), w_crc, "{name} weights");
+        assert_eq!(crc32(&b), b_crc, "{name} bias");
+        assert_eq!(l.bits(), bits, "{name}");
+        assert_eq!(l.activation_mode(), mode, "{name}");
+    }
+}
