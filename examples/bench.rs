@@ -217,18 +217,20 @@ fn main() {
     } else {
         &[(4096, 4096), (4096, 11008), (11008, 4096)]
     };
-    let batches: &[usize] = if quick { &[1, 32] } else { &[1, 8, 32, 128] };
+    let batches: &[usize] = if quick {
+        &[1, 32, 128]
+    } else {
+        &[1, 8, 32, 128]
+    };
     let states: &[&str] = if quick { &["hot"] } else { &["hot", "cold"] };
-    let int4_g32 = QuantConfig::builder()
-        .bits(4)
-        .group_size(32)
-        .build()
-        .unwrap();
+    // The defaults (int8, and int4 = the cb4 codebook) next to the uniform int4 they
+    // replaced; every quantized format runs exact, block-wise dyn8 and per-row dyn8 (the
+    // mode block-wise dyn8 replaced).
     let formats: Vec<(String, Option<QuantConfig>)> = vec![
         ("f32".into(), None),
         ("int8".into(), Some(QuantConfig::int8())),
-        ("int4".into(), Some(QuantConfig::int4())),
-        ("int4".into(), Some(int4_g32)),
+        ("int4".into(), Some(QuantConfig::int4_uniform())),
+        ("cb4".into(), Some(QuantConfig::int4())),
     ];
 
     let mut cases = Vec::new();
@@ -254,7 +256,11 @@ fn main() {
             }
             seen.push(label.clone());
             let modes: &[Option<ActivationMode>] = if cfg.is_some() {
-                &[Some(ActivationMode::Exact), Some(ActivationMode::Dyn8)]
+                &[
+                    Some(ActivationMode::Exact),
+                    Some(ActivationMode::Dyn8),
+                    Some(ActivationMode::Dyn8PerRow),
+                ]
             } else {
                 &[None]
             };

@@ -99,11 +99,36 @@ typedef enum {
    */
   QLINEAR_ACTIVATION_EXACT = 0,
   /**
-   * Each row of `x` is quantized to int8 at run time (scale `max|x_row|/127`); faster, and
-   * adds at most `scale_x/2 · Σ|w|` to each output.
+   * Each block of 32 inputs of a row of `x` is quantized to int8 at run time with its own
+   * scale (`max|x_block|/127`); faster, and adds at most `Σ_blocks scale_x/2 · Σ|w|` to
+   * each output.
    */
   QLINEAR_ACTIVATION_DYN8 = 1,
+  /**
+   * As DYN8 with one scale per row (`max|x_row|/127`): less accurate when a row has
+   * outlier channels, slightly faster with per-channel weights.
+   */
+  QLINEAR_ACTIVATION_DYN8_PER_ROW = 2,
 } qlinear_activation_mode;
+
+/**
+ * What a weight code means. Passed as `uint32_t`.
+ */
+typedef enum {
+  /**
+   * 8-bit integer codes: `w = scale · (q − zero)`.
+   */
+  QLINEAR_FORMAT_INT8 = 0,
+  /**
+   * 4-bit integer codes on the uniform grid −8..7: `w = scale · (q − zero)`.
+   */
+  QLINEAR_FORMAT_INT4 = 1,
+  /**
+   * 4-bit codes indexing 16 non-uniform levels (the `cb4` codebook): `w = scale ·
+   * level[q]`; symmetric only. The default of `qlinear_quant_config_create_int4`.
+   */
+  QLINEAR_FORMAT_CB4 = 2,
+} qlinear_weight_format;
 
 /**
  * A CPU device: ISA path, threads (owned pool, inline or the host's job system) and
@@ -173,8 +198,9 @@ extern "C" {
 qlinear_status qlinear_quant_config_create_int8(qlinear_quant_config **out);
 
 /**
- * Creates the INT4 default recipe (the core's `QuantConfig::int4()`): groups of 32, f16
- * scales chosen by an error search, exact activations.
+ * Creates the 4-bit default recipe (the core's `QuantConfig::int4()`): the cb4 codebook,
+ * groups of 32, f16 scales chosen by an error search with a least-squares refit, exact
+ * activations.
  *
  * Thread safety: any thread.
  *
@@ -184,7 +210,31 @@ qlinear_status qlinear_quant_config_create_int8(qlinear_quant_config **out);
 qlinear_status qlinear_quant_config_create_int4(qlinear_quant_config **out);
 
 /**
- * Sets the code width: 4 or 8 (anything else fails with INVALID_ARGUMENT).
+ * Creates the uniform 4-bit recipe (`QuantConfig::int4_uniform()`, the 4-bit default before
+ * the codebook): integer codes −8..7, symmetric, groups of 32, f16 scales chosen by an error
+ * search, exact activations.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+qlinear_status qlinear_quant_config_create_int4_uniform(qlinear_quant_config **out);
+
+/**
+ * Sets the weight format: a `qlinear_weight_format` value. `QLINEAR_FORMAT_CB4` on an
+ * asymmetric config fails with INVALID_ARGUMENT (the codebook has no zero points).
+ *
+ * Thread safety: needs exclusive access to `config`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+qlinear_status qlinear_quant_config_set_format(qlinear_quant_config *config, uint32_t format);
+
+/**
+ * Sets the code width: 8 selects `QLINEAR_FORMAT_INT8`, 4 the uniform `QLINEAR_FORMAT_INT4`
+ * (anything else fails with INVALID_ARGUMENT).
  *
  * Thread safety: needs exclusive access to `config`.
  *
@@ -559,6 +609,16 @@ qlinear_status qlinear_model_get_layer(const qlinear_model *model,
 void qlinear_model_free(qlinear_model *model);
 
 /**
+ * Frees a quantized layer; NULL is a no-op.
+ *
+ * Thread safety: needs exclusive access (no forward may be running on it).
+ *
+ * # Safety
+ * `layer` is NULL or a live layer, freed once.
+ */
+void qlinear_quantized_linear_free(qlinear_quantized_linear *layer);
+
+/**
  * Quantizes `linear` with `config` (weights, bias and device are taken from the layer; the
  * activation mode from the config). The new layer is independent of `linear`.
  *
@@ -631,6 +691,34 @@ qlinear_status qlinear_quantized_linear_from_parts(const qlinear_device *device,
                                                    size_t bias_len,
                                                    uint32_t activation_mode,
                                                    qlinear_quantized_linear **out);
+
+/**
+ * Builds a `QLINEAR_FORMAT_CB4` layer from raw data: 4-bit `codes` laid out as in
+ * `qlinear_quantized_linear_from_parts`, but each nibble an unsigned index 0..15 into
+ * `levels` (`levels_len` = 16 strictly ascending `int8` values); `scales` as there;
+ * no zero points. A weight dequantizes as `scale·levels[q]`. Data is copied.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * Pointers are NULL or valid for their stated lengths; `out` is NULL or writable.
+ */
+qlinear_status qlinear_quantized_linear_from_codebook_parts(const qlinear_device *device,
+                                                            size_t out_features,
+                                                            size_t in_features,
+                                                            uint32_t granularity,
+                                                            size_t group_size,
+                                                            uint32_t scale_dtype,
+                                                            const uint8_t *codes,
+                                                            size_t codes_len,
+                                                            const float *scales,
+                                                            size_t scales_len,
+                                                            const int8_t *levels,
+                                                            size_t levels_len,
+                                                            const float *bias,
+                                                            size_t bias_len,
+                                                            uint32_t activation_mode,
+                                                            qlinear_quantized_linear **out);
 
 /**
  * The lengths `qlinear_quantized_linear_from_parts` expects for a shape and recipe:
@@ -732,6 +820,17 @@ qlinear_status qlinear_quantized_linear_out_features(const qlinear_quantized_lin
  * `layer` is NULL or live; `out` is NULL or writable.
  */
 qlinear_status qlinear_quantized_linear_bits(const qlinear_quantized_linear *layer, uint32_t *out);
+
+/**
+ * The `qlinear_weight_format` value.
+ *
+ * Thread safety: any thread, concurrently with forward.
+ *
+ * # Safety
+ * `layer` is NULL or live; `out` is NULL or writable.
+ */
+qlinear_status qlinear_quantized_linear_format(const qlinear_quantized_linear *layer,
+                                               uint32_t *out);
 
 /**
  * The `qlinear_granularity` value.
@@ -867,14 +966,17 @@ qlinear_status qlinear_quantized_linear_copy_zero_points(const qlinear_quantized
                                                          size_t dst_len);
 
 /**
- * Frees a quantized layer; NULL is a no-op.
+ * Copies the 16 levels of a `QLINEAR_FORMAT_CB4` layer into `dst` (`dst_len` ≥ 16); a layer
+ * with integer codes fails with INVALID_ARGUMENT.
  *
- * Thread safety: needs exclusive access (no forward may be running on it).
+ * Thread safety: any thread, concurrently with forward.
  *
  * # Safety
- * `layer` is NULL or a live layer, freed once.
+ * `layer` is NULL or live; `dst` is NULL or valid for `dst_len` writes.
  */
-void qlinear_quantized_linear_free(qlinear_quantized_linear *layer);
+qlinear_status qlinear_quantized_linear_copy_codebook(const qlinear_quantized_linear *layer,
+                                                      int8_t *dst,
+                                                      size_t dst_len);
 
 /**
  * The message of the last failed `qlinear_*` call on this thread, NUL-terminated; `""`

@@ -45,7 +45,7 @@ pub use kernels::Isa;
 pub use nn::{Linear, Module, QuantizedLinear};
 pub use quant::{
     ActivationMode, Granularity, QuantConfig, QuantConfigBuilder, QuantizedParts, QuantizedTensor,
-    ScaleDType,
+    ScaleDType, WeightFormat,
 };
 
 /// The CPU `Tensor`, the common case.

@@ -34,6 +34,14 @@ impl SplitMix64 {
         ((-2.0 * (1.0 - u1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
     }
 
+    /// Student's t with `nu` (≥ 1) degrees of freedom: `z / sqrt(χ²_ν / ν)`, the χ² drawn as
+    /// a sum of `nu` squared normals. Heavy-tailed like trained weights (ν ≈ 4–8).
+    pub fn student_t(&mut self, nu: u32) -> f32 {
+        let z = self.normal() as f64;
+        let chi2: f64 = (0..nu.max(1)).map(|_| (self.normal() as f64).powi(2)).sum();
+        (z / (chi2 / nu.max(1) as f64).sqrt()) as f32
+    }
+
     /// `n` values uniform in `[lo, hi)`.
     pub fn uniform_vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform(lo, hi)).collect()

@@ -12,7 +12,7 @@ use qlinear::io::{self, format};
 use qlinear::rng::SplitMix64;
 use qlinear::{
     ActivationMode, CpuDevice, DType, Error, Granularity, Linear, QuantConfig, QuantizedLinear,
-    QuantizedModel, ScaleDType,
+    QuantizedModel, ScaleDType, WeightFormat,
 };
 
 fn scratch(name: &str) -> PathBuf {
@@ -56,6 +56,25 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 /// Every recipe the format can describe.
 fn recipes() -> Vec<(String, QuantConfig, bool)> {
     let mut v = Vec::new();
+    for g in [
+        Granularity::PerChannel,
+        Granularity::Group(32),
+        Granularity::Group(128),
+    ] {
+        for (sd, act) in [
+            (ScaleDType::F16, ActivationMode::Dyn8),
+            (ScaleDType::F32, ActivationMode::Dyn8PerRow),
+        ] {
+            let c = QuantConfig::builder()
+                .format(WeightFormat::Cb4)
+                .granularity(g)
+                .scale_dtype(sd)
+                .activations(act)
+                .build()
+                .unwrap();
+            v.push((format!("{}-{sd:?}-{}", c.label(), act.name()), c, true));
+        }
+    }
     for bits in [4u8, 8] {
         for g in [
             Granularity::PerTensor,
@@ -259,7 +278,7 @@ fn every_corrupted_field_is_a_clean_error() {
     let scales0 = u64::from_le_bytes(good[r0 + 56..r0 + 64].try_into().unwrap()) as usize;
     let cases: Vec<(&str, usize, Vec<u8>, bool, &str)> = vec![
         ("magic", 0, b"QLINEAX\0".to_vec(), false, "magic"),
-        ("version", 8, 2u32.to_le_bytes().to_vec(), false, "version"),
+        ("version", 8, 3u32.to_le_bytes().to_vec(), false, "version"),
         (
             "count huge",
             12,
@@ -843,6 +862,24 @@ fn cli_quantize_inspect_bench() {
         .1
         .contains("int8-channel scales=f16 act=dyn8"));
 
+    let (code, stdout, _) = cli(&[
+        "quantize",
+        i,
+        "-o",
+        o,
+        "--format",
+        "cb4",
+        "--group",
+        "64",
+        "--activations",
+        "dyn8-row",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("(cb4-g64)"), "{stdout}");
+    assert!(cli(&["inspect", o])
+        .1
+        .contains("cb4-g64 scales=f16 act=dyn8-row"));
+
     // Bad arguments: 2.
     for args in [
         &[][..],
@@ -853,6 +890,9 @@ fn cli_quantize_inspect_bench() {
         &["quantize", i, "-o"],
         &["quantize", i, "-o", o, "--bits", "5"],
         &["quantize", i, "-o", o, "--bits", "x"],
+        &["quantize", i, "-o", o, "--format", "int3"],
+        &["quantize", i, "-o", o, "--format", "cb4", "--asym"],
+        &["quantize", i, "-o", o, "--activations", "fast"],
         &["quantize", i, "-o", o, "--group", "48"],
         &["quantize", i, "-o", o, "--wat"],
     ] {
@@ -980,4 +1020,96 @@ fn a_version_1_file_still_loads_to_the_same_weights() {
         assert_eq!(l.bits(), bits, "{name}");
         assert_eq!(l.activation_mode(), mode, "{name}");
     }
+}
+
+/// Byte offset of layer record `i`.
+fn record(i: usize) -> usize {
+    32 + 128 * i
+}
+
+#[test]
+fn version_2_files_hold_codebook_layers_and_per_row_dyn8() {
+    let dev = dev();
+    let plain = layer(&dev, 3, 40, false, QuantConfig::int8(), 10);
+    let cb = layer(
+        &dev,
+        5,
+        70,
+        true,
+        QuantConfig {
+            activations: ActivationMode::Dyn8,
+            ..QuantConfig::int4()
+        },
+        11,
+    );
+    let row = layer(
+        &dev,
+        4,
+        40,
+        false,
+        QuantConfig {
+            activations: ActivationMode::Dyn8PerRow,
+            ..QuantConfig::int4_uniform()
+        },
+        12,
+    );
+    let version = |b: &[u8]| u32::from_le_bytes(b[8..12].try_into().unwrap());
+    // Only what version 1 can say: written as version 1, for older readers.
+    let mut b = Vec::new();
+    io::write_model(&mut b, &[("plain", &plain)]).unwrap();
+    assert_eq!(version(&b), 1);
+    let mut good = Vec::new();
+    io::write_model(&mut good, &[("cb", &cb), ("row", &row)]).unwrap();
+    assert_eq!(version(&good), 2);
+    let m = QuantizedModel::from_bytes(&good, &dev).unwrap();
+    for (name, orig) in [("cb", &cb), ("row", &row)] {
+        let l = m.get(name).unwrap();
+        assert_eq!(l.weight_quantized(), orig.weight_quantized(), "{name}");
+        assert_eq!(l.activation_mode(), orig.activation_mode(), "{name}");
+        assert_eq!(l.format(), orig.format(), "{name}");
+        assert!(same_bits(&forward(l, 3), &forward(orig, 3)), "{name}");
+    }
+    assert_eq!(m.get("cb").unwrap().format(), WeightFormat::Cb4);
+
+    // The codebook lives in the zero-point section: 16 levels.
+    let r0 = record(0);
+    let levels_at = u64::from_le_bytes(good[r0 + 72..r0 + 80].try_into().unwrap()) as usize;
+    let levels_len = u64::from_le_bytes(good[r0 + 80..r0 + 88].try_into().unwrap());
+    assert_eq!(levels_len, 16);
+    let levels: Vec<i8> = good[levels_at..levels_at + 16]
+        .iter()
+        .map(|&b| b as i8)
+        .collect();
+    assert_eq!(levels, qlinear::quant::codebook::CB4_LEVELS);
+
+    let cases: Vec<(&str, usize, Vec<u8>, &str)> = vec![
+        ("code format 2", r0 + 18, vec![2], "code format"),
+        ("codebook with 8 bits", r0 + 12, vec![8], "codebook"),
+        ("codebook asymmetric", r0 + 14, vec![0], "codebook"),
+        ("activation 3", r0 + 16, vec![3], "activation"),
+        (
+            "levels length 15",
+            r0 + 80,
+            15u64.to_le_bytes().to_vec(),
+            "length",
+        ),
+    ];
+    for (what, at, new, want) in cases {
+        let mut b = good.clone();
+        b[at..at + new.len()].copy_from_slice(&new);
+        fix_header_crc(&mut b);
+        let msg = expect_corrupt(&b, &dev, what);
+        assert!(msg.contains(want), "{what}: message {msg:?} lacks {want:?}");
+    }
+    // Levels out of order, behind valid checksums: the core rejects them, named by layer.
+    let mut b = good.clone();
+    b.swap(levels_at + 3, levels_at + 4);
+    fix_section_crcs(&mut b);
+    fix_header_crc(&mut b);
+    let msg = expect_corrupt(&b, &dev, "levels out of order");
+    assert!(msg.contains("cb") && msg.contains("ascending"), "{msg}");
+    // A version-1 header cannot carry version-2 fields.
+    let mut b = good.clone();
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    expect_corrupt(&b, &dev, "version 1 with a codebook");
 }

@@ -135,11 +135,12 @@ static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a
 /* The logical layout of a quantized layer, copied out through the C ABI. */
 typedef struct {
     size_t n, k, codes_len, scales_len, zeros_len, group_size;
-    uint32_t bits, granularity, scale_dtype, mode;
+    uint32_t bits, format, granularity, scale_dtype, mode;
     bool symmetric;
     uint8_t *codes;
     float *scales;
     int8_t *zeros;
+    int8_t levels[16]; /* QLINEAR_FORMAT_CB4 only */
 } layout;
 
 static void layout_get(const qlinear_quantized_linear *l, layout *L) {
@@ -159,6 +160,8 @@ static void layout_get(const qlinear_quantized_linear *l, layout *L) {
     REQUIRE(qlinear_quantized_linear_copy_codes(l, L->codes, L->codes_len));
     REQUIRE(qlinear_quantized_linear_copy_scales(l, L->scales, L->scales_len));
     REQUIRE(qlinear_quantized_linear_copy_zero_points(l, L->zeros, L->zeros_len));
+    REQUIRE(qlinear_quantized_linear_format(l, &L->format));
+    if (L->format == QLINEAR_FORMAT_CB4) REQUIRE(qlinear_quantized_linear_copy_codebook(l, L->levels, 16));
 }
 static void layout_free(layout *L) {
     free(L->codes);
@@ -166,7 +169,8 @@ static void layout_free(layout *L) {
     free(L->zeros);
 }
 
-/* w[r][c] = scale * (q - zero), straight from the documented layout. */
+/* w[r][c] = scale * (q - zero), or scale * level[q] for a codebook, straight from the
+ * documented layout. */
 static double dequant(const layout *L, size_t r, size_t c) {
     int q;
     size_t gs, groups, si;
@@ -175,7 +179,7 @@ static double dequant(const layout *L, size_t r, size_t c) {
     } else {
         uint8_t b = L->codes[r * ((L->k + 1) / 2) + c / 2];
         int nib = (c % 2 == 0) ? (b & 0x0F) : (b >> 4);
-        q = nib >= 8 ? nib - 16 : nib;
+        q = L->format == QLINEAR_FORMAT_CB4 ? L->levels[nib] : nib >= 8 ? nib - 16 : nib;
     }
     gs = L->granularity == QLINEAR_GRANULARITY_GROUP ? L->group_size : L->k;
     groups = (L->k + gs - 1) / gs;
@@ -203,14 +207,16 @@ static void check_vs_reference(const char *name, const qlinear_quantized_linear 
                 sw += fabs(w);
             }
             tol = 1e-4 * mag + 1e-6;
-            if (L.mode == QLINEAR_ACTIVATION_DYN8) tol += xmax / 127.0 / 2.0 * sw;
+            /* Both dyn8 modes: half a step of the row's largest activation bounds the
+             * block-wise steps too. */
+            if (L.mode != QLINEAR_ACTIVATION_EXACT) tol += xmax / 127.0 / 2.0 * sw;
             err = fabs((double)y[r * L.n + j] - ref);
             if (err > tol) bad++;
             if (err / tol > worst) worst = err / tol;
         }
     }
     CHECK(bad == 0, "%s: %zu x %zu, %u bits, %s: forward matches C reference (worst err/tol %.3f)", name,
-          L.n, L.k, L.bits, L.mode == QLINEAR_ACTIVATION_DYN8 ? "dyn8" : "exact", worst);
+          L.n, L.k, L.bits, L.mode == QLINEAR_ACTIVATION_EXACT ? "exact" : "dyn8", worst);
     layout_free(&L);
 }
 
@@ -226,10 +232,17 @@ static void check_from_parts(const char *name, const qlinear_device *dev, const 
            QLINEAR_OK);
     CHECK(cl == L.codes_len && sl == L.scales_len, "%s: layout_lengths agrees with layout (%zu, %zu)", name, cl,
           sl);
-    EXPECT(qlinear_quantized_linear_from_parts(dev, L.n, L.k, L.bits, L.granularity, L.group_size,
-                                               L.scale_dtype, L.codes, L.codes_len, L.scales, L.scales_len,
-                                               L.zeros, L.zeros_len, bias, bias_len, L.mode, &l2),
-           QLINEAR_OK);
+    if (L.format == QLINEAR_FORMAT_CB4)
+        EXPECT(qlinear_quantized_linear_from_codebook_parts(dev, L.n, L.k, L.granularity, L.group_size,
+                                                            L.scale_dtype, L.codes, L.codes_len, L.scales,
+                                                            L.scales_len, L.levels, 16, bias, bias_len, L.mode,
+                                                            &l2),
+               QLINEAR_OK);
+    else
+        EXPECT(qlinear_quantized_linear_from_parts(dev, L.n, L.k, L.bits, L.granularity, L.group_size,
+                                                   L.scale_dtype, L.codes, L.codes_len, L.scales, L.scales_len,
+                                                   L.zeros, L.zeros_len, bias, bias_len, L.mode, &l2),
+               QLINEAR_OK);
     y1 = malloc(rows * L.n * sizeof(float));
     y2 = malloc(rows * L.n * sizeof(float));
     REQUIRE(qlinear_quantized_linear_forward(l, x, rows, rows * L.k, y1, rows * L.n));
@@ -470,6 +483,21 @@ static void test_configs(void) {
     qlinear_quant_config *c = NULL;
     EXPECT(qlinear_quant_config_create_int8(NULL), QLINEAR_ERR_NULL_ARGUMENT);
     EXPECT(qlinear_quant_config_create_int4(NULL), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_quant_config_create_int4_uniform(NULL), QLINEAR_ERR_NULL_ARGUMENT);
+    EXPECT(qlinear_quant_config_create_int4(&c), QLINEAR_OK);
+    /* The cb4 default has no zero points; the config stays as it was on failure. */
+    EXPECT(qlinear_quant_config_set_symmetric(c, false), QLINEAR_ERR_INVALID_ARGUMENT);
+    EXPECT(qlinear_quant_config_set_format(c, 3), QLINEAR_ERR_INVALID_ARGUMENT);
+    EXPECT(qlinear_quant_config_set_format(c, QLINEAR_FORMAT_INT4), QLINEAR_OK);
+    EXPECT(qlinear_quant_config_set_symmetric(c, false), QLINEAR_OK);
+    EXPECT(qlinear_quant_config_set_format(c, QLINEAR_FORMAT_CB4), QLINEAR_ERR_INVALID_ARGUMENT);
+    EXPECT(qlinear_quant_config_set_format(NULL, QLINEAR_FORMAT_INT8), QLINEAR_ERR_NULL_ARGUMENT);
+    qlinear_quant_config_free(c);
+    c = NULL;
+    EXPECT(qlinear_quant_config_create_int4_uniform(&c), QLINEAR_OK);
+    EXPECT(qlinear_quant_config_set_symmetric(c, false), QLINEAR_OK);
+    qlinear_quant_config_free(c);
+    c = NULL;
     EXPECT(qlinear_quant_config_create_int8(&c), QLINEAR_OK);
     EXPECT(qlinear_quant_config_set_bits(c, 5), QLINEAR_ERR_INVALID_ARGUMENT);
     EXPECT(qlinear_quant_config_set_bits(c, 256 + 8), QLINEAR_ERR_INVALID_ARGUMENT);
@@ -485,6 +513,7 @@ static void test_configs(void) {
     EXPECT(qlinear_quant_config_set_granularity(c, QLINEAR_GRANULARITY_PER_TENSOR, 0), QLINEAR_OK);
     EXPECT(qlinear_quant_config_set_symmetric(c, false), QLINEAR_OK);
     EXPECT(qlinear_quant_config_set_activation_mode(c, 7), QLINEAR_ERR_INVALID_ARGUMENT);
+    EXPECT(qlinear_quant_config_set_activation_mode(c, QLINEAR_ACTIVATION_DYN8_PER_ROW), QLINEAR_OK);
     EXPECT(qlinear_quant_config_set_activation_mode(c, QLINEAR_ACTIVATION_DYN8), QLINEAR_OK);
     EXPECT(qlinear_quant_config_set_scale_dtype(c, 7), QLINEAR_ERR_INVALID_ARGUMENT);
     EXPECT(qlinear_quant_config_set_scale_dtype(c, QLINEAR_SCALE_F32), QLINEAR_OK);
@@ -612,7 +641,7 @@ static void test_linear(const qlinear_device *dev) {
 /* One quantization recipe applied to raw weights, checked against the reference. */
 typedef struct {
     const char *name;
-    int int4;
+    uint32_t format;
     uint32_t granularity;
     size_t group;
     int symmetric;
@@ -623,8 +652,8 @@ typedef struct {
 
 static qlinear_quant_config *make_config(const recipe *rc) {
     qlinear_quant_config *c = NULL;
-    if (rc->int4) REQUIRE(qlinear_quant_config_create_int4(&c));
-    else REQUIRE(qlinear_quant_config_create_int8(&c));
+    REQUIRE(qlinear_quant_config_create_int8(&c));
+    REQUIRE(qlinear_quant_config_set_format(c, rc->format));
     REQUIRE(qlinear_quant_config_set_granularity(c, rc->granularity, rc->group));
     REQUIRE(qlinear_quant_config_set_symmetric(c, rc->symmetric != 0));
     REQUIRE(qlinear_quant_config_set_scale_dtype(c, rc->scale_dtype));
@@ -635,13 +664,26 @@ static qlinear_quant_config *make_config(const recipe *rc) {
 
 static void test_recipes(const qlinear_device *dev) {
     static const recipe recipes[] = {
-        {"int8 g32 sym f16", 0, QLINEAR_GRANULARITY_GROUP, 32, 1, QLINEAR_SCALE_F16, QLINEAR_ACTIVATION_EXACT, 1},
-        {"int4 g32 sym f16", 1, QLINEAR_GRANULARITY_GROUP, 32, 1, QLINEAR_SCALE_F16, QLINEAR_ACTIVATION_EXACT, 1},
-        {"int4 g32 asym f32", 1, QLINEAR_GRANULARITY_GROUP, 32, 0, QLINEAR_SCALE_F32, QLINEAR_ACTIVATION_EXACT, 1},
-        {"int8 channel asym", 0, QLINEAR_GRANULARITY_PER_CHANNEL, 0, 0, QLINEAR_SCALE_F32, QLINEAR_ACTIVATION_EXACT, 0},
-        {"int4 tensor sym", 1, QLINEAR_GRANULARITY_PER_TENSOR, 0, 1, QLINEAR_SCALE_F16, QLINEAR_ACTIVATION_EXACT, 0},
-        {"int8 g64 sym dyn8", 0, QLINEAR_GRANULARITY_GROUP, 64, 1, QLINEAR_SCALE_F16, QLINEAR_ACTIVATION_DYN8, 1},
-        {"int4 g32 asym dyn8", 1, QLINEAR_GRANULARITY_GROUP, 32, 0, QLINEAR_SCALE_F16, QLINEAR_ACTIVATION_DYN8, 1},
+        {"int8 g32 sym f16", QLINEAR_FORMAT_INT8, QLINEAR_GRANULARITY_GROUP, 32, 1, QLINEAR_SCALE_F16,
+         QLINEAR_ACTIVATION_EXACT, 1},
+        {"int4 g32 sym f16", QLINEAR_FORMAT_INT4, QLINEAR_GRANULARITY_GROUP, 32, 1, QLINEAR_SCALE_F16,
+         QLINEAR_ACTIVATION_EXACT, 1},
+        {"int4 g32 asym f32", QLINEAR_FORMAT_INT4, QLINEAR_GRANULARITY_GROUP, 32, 0, QLINEAR_SCALE_F32,
+         QLINEAR_ACTIVATION_EXACT, 1},
+        {"int8 channel asym", QLINEAR_FORMAT_INT8, QLINEAR_GRANULARITY_PER_CHANNEL, 0, 0, QLINEAR_SCALE_F32,
+         QLINEAR_ACTIVATION_EXACT, 0},
+        {"int4 tensor sym", QLINEAR_FORMAT_INT4, QLINEAR_GRANULARITY_PER_TENSOR, 0, 1, QLINEAR_SCALE_F16,
+         QLINEAR_ACTIVATION_EXACT, 0},
+        {"int8 g64 sym dyn8", QLINEAR_FORMAT_INT8, QLINEAR_GRANULARITY_GROUP, 64, 1, QLINEAR_SCALE_F16,
+         QLINEAR_ACTIVATION_DYN8, 1},
+        {"int4 g32 asym dyn8", QLINEAR_FORMAT_INT4, QLINEAR_GRANULARITY_GROUP, 32, 0, QLINEAR_SCALE_F16,
+         QLINEAR_ACTIVATION_DYN8, 1},
+        {"cb4 g32 f16", QLINEAR_FORMAT_CB4, QLINEAR_GRANULARITY_GROUP, 32, 1, QLINEAR_SCALE_F16,
+         QLINEAR_ACTIVATION_EXACT, 1},
+        {"cb4 g64 f32 dyn8", QLINEAR_FORMAT_CB4, QLINEAR_GRANULARITY_GROUP, 64, 1, QLINEAR_SCALE_F32,
+         QLINEAR_ACTIVATION_DYN8, 1},
+        {"int8 channel dyn8 per row", QLINEAR_FORMAT_INT8, QLINEAR_GRANULARITY_PER_CHANNEL, 0, 1,
+         QLINEAR_SCALE_F16, QLINEAR_ACTIVATION_DYN8_PER_ROW, 0},
     };
     static const size_t shapes[2][2] = {{48, 64}, {17, 33}}; /* {out, in} */
     size_t ri, si;
@@ -653,7 +695,7 @@ static void test_recipes(const qlinear_device *dev) {
             float *y = malloc(rows * n * sizeof(float));
             qlinear_quant_config *c = make_config(rc);
             qlinear_quantized_linear *q = NULL;
-            uint32_t bits = 0, gran = 0, sd = 0, mode = 0;
+            uint32_t bits = 0, gran = 0, sd = 0, mode = 0, fmt = 0;
             bool sym = false;
             char name[96];
             snprintf(name, sizeof name, "%s [%zux%zu]", rc->name, n, k);
@@ -666,7 +708,9 @@ static void test_recipes(const qlinear_device *dev) {
             EXPECT(qlinear_quantized_linear_symmetric(q, &sym), QLINEAR_OK);
             EXPECT(qlinear_quantized_linear_scale_dtype(q, &sd), QLINEAR_OK);
             EXPECT(qlinear_quantized_linear_activation_mode(q, &mode), QLINEAR_OK);
-            CHECK(bits == (rc->int4 ? 4u : 8u) && gran == rc->granularity && gs == rc->group &&
+            EXPECT(qlinear_quantized_linear_format(q, &fmt), QLINEAR_OK);
+            CHECK(bits == (rc->format == QLINEAR_FORMAT_INT8 ? 8u : 4u) && fmt == rc->format &&
+                      gran == rc->granularity && gs == rc->group &&
                       sym == (rc->symmetric != 0) && sd == rc->scale_dtype && mode == rc->mode,
                   "%s: queries report the recipe", name);
             EXPECT(qlinear_quantized_linear_weight_bytes(q, &bytes), QLINEAR_OK);
@@ -814,7 +858,7 @@ static void test_quantized_errors(const qlinear_device *dev) {
     {
         qlinear_quant_config *ca = NULL;
         int8_t zeros[64];
-        REQUIRE(qlinear_quant_config_create_int4(&ca));
+        REQUIRE(qlinear_quant_config_create_int4_uniform(&ca));
         REQUIRE(qlinear_quant_config_set_symmetric(ca, false));
         REQUIRE(qlinear_quantized_linear_quantize(dev, w, N * K, N, K, NULL, 0, ca, &qa));
         REQUIRE(qlinear_quantized_linear_layout(qa, &cl, &sl, &zl));
@@ -823,6 +867,52 @@ static void test_quantized_errors(const qlinear_device *dev) {
         EXPECT(qlinear_quantized_linear_copy_zero_points(qa, NULL, zl), QLINEAR_ERR_NULL_ARGUMENT);
         EXPECT(qlinear_quantized_linear_copy_zero_points(qa, zeros, zl), QLINEAR_OK);
         qlinear_quant_config_free(ca);
+    }
+    /* the codebook: format query, copy-out, and building from codebook parts */
+    {
+        qlinear_quant_config *cb = NULL;
+        qlinear_quantized_linear *qc = NULL, *bad = NULL;
+        int8_t levels[17], wrong[16];
+        uint8_t codes[N * ((K + 1) / 2)];
+        float scales[N * 2];
+        uint32_t fmt = 99;
+        size_t i;
+        REQUIRE(qlinear_quant_config_create_int4(&cb));
+        REQUIRE(qlinear_quantized_linear_quantize(dev, w, N * K, N, K, NULL, 0, cb, &qc));
+        EXPECT(qlinear_quantized_linear_format(qc, &fmt), QLINEAR_OK);
+        CHECK(fmt == QLINEAR_FORMAT_CB4, "qlinear_quant_config_create_int4 makes a cb4 layer");
+        EXPECT(qlinear_quantized_linear_format(qc, NULL), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_quantized_linear_format(NULL, &fmt), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_quantized_linear_format(q, &fmt), QLINEAR_OK);
+        CHECK(fmt == QLINEAR_FORMAT_INT8, "an int8 layer reports QLINEAR_FORMAT_INT8");
+        memset(levels, 0x55, sizeof levels);
+        EXPECT(qlinear_quantized_linear_copy_codebook(qc, levels, 15), QLINEAR_ERR_INVALID_ARGUMENT);
+        CHECK(levels[0] == 0x55, "codebook buffer untouched when too small");
+        EXPECT(qlinear_quantized_linear_copy_codebook(qc, NULL, 16), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_quantized_linear_copy_codebook(NULL, levels, 16), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_quantized_linear_copy_codebook(q, levels, 16), QLINEAR_ERR_INVALID_ARGUMENT);
+        EXPECT(qlinear_quantized_linear_copy_codebook(qc, levels, 17), QLINEAR_OK);
+        CHECK(levels[16] == 0x55, "copy_codebook writes 16 levels");
+        for (i = 1; i < 16; i++) CHECK(levels[i] > levels[i - 1], "level %zu ascends", i);
+        REQUIRE(qlinear_quantized_linear_copy_codes(qc, codes, sizeof codes));
+        REQUIRE(qlinear_quantized_linear_copy_scales(qc, scales, N * 2));
+        memcpy(wrong, levels, 16);
+        wrong[3] = wrong[4]; /* not strictly ascending */
+#define FROM_CB(levels_, len_, out_)                                                                        \
+    qlinear_quantized_linear_from_codebook_parts(dev, N, K, QLINEAR_GRANULARITY_GROUP, 32, QLINEAR_SCALE_F16, \
+                                                 codes, sizeof codes, scales, N * 2, levels_, len_, NULL, 0,  \
+                                                 QLINEAR_ACTIVATION_DYN8, out_)
+        EXPECT(FROM_CB(NULL, 16, &bad), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(FROM_CB(levels, 15, &bad), QLINEAR_ERR_INVALID_ARGUMENT);
+        EXPECT(FROM_CB(levels, 0, &bad), QLINEAR_ERR_INVALID_ARGUMENT);
+        EXPECT(FROM_CB(wrong, 16, &bad), QLINEAR_ERR_INVALID_ARGUMENT);
+        EXPECT(FROM_CB(levels, 16, NULL), QLINEAR_ERR_NULL_ARGUMENT);
+        CHECK(bad == NULL, "failed from_codebook_parts leaves *out untouched");
+        EXPECT(FROM_CB(levels, 16, &bad), QLINEAR_OK);
+#undef FROM_CB
+        qlinear_quantized_linear_free(bad);
+        qlinear_quantized_linear_free(qc);
+        qlinear_quant_config_free(cb);
     }
 
     /* layout_lengths errors */
@@ -1117,7 +1207,7 @@ static void test_model(const qlinear_device *dev) {
     int fd;
 
     REQUIRE(qlinear_quant_config_create_int8(&c8));
-    REQUIRE(qlinear_quant_config_create_int4(&c4));
+    REQUIRE(qlinear_quant_config_create_int4_uniform(&c4));
     REQUIRE(qlinear_quant_config_set_symmetric(c4, false));
     REQUIRE(qlinear_quantized_linear_quantize(dev, w, N * K, N, K, b, N, c8, &qa));
     REQUIRE(qlinear_quantized_linear_quantize(dev, w, N * K, N, K, NULL, 0, c4, &qb));

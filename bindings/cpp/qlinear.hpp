@@ -98,7 +98,15 @@ enum class ScaleDtype : std::uint32_t {
 /// What forward does with activations (values of qlinear_activation_mode).
 enum class ActivationMode : std::uint32_t {
     Exact = QLINEAR_ACTIVATION_EXACT,
-    Dyn8 = QLINEAR_ACTIVATION_DYN8,
+    Dyn8 = QLINEAR_ACTIVATION_DYN8,  ///< int8 activations, one scale per 32 inputs
+    Dyn8PerRow = QLINEAR_ACTIVATION_DYN8_PER_ROW,  ///< int8 activations, one scale per row
+};
+
+/// What a weight code means (values of qlinear_weight_format).
+enum class WeightFormat : std::uint32_t {
+    Int8 = QLINEAR_FORMAT_INT8,
+    Int4 = QLINEAR_FORMAT_INT4,  ///< uniform 4-bit grid −8..7
+    Cb4 = QLINEAR_FORMAT_CB4,    ///< 4-bit indices into 16 non-uniform levels (symmetric)
 };
 
 namespace detail {
@@ -233,10 +241,17 @@ public:
         check(qlinear_quant_config_create_int8(&c));
         return QuantConfig(c);
     }
-    /// INT4: groups of 32, f16 scales chosen by an error search, exact activations.
+    /// The 4-bit default: the cb4 codebook, groups of 32, f16 scales chosen by an error
+    /// search with a least-squares refit, exact activations.
     static QuantConfig int4() {
         qlinear_quant_config* c = nullptr;
         check(qlinear_quant_config_create_int4(&c));
+        return QuantConfig(c);
+    }
+    /// Uniform 4-bit integer codes, otherwise as int4().
+    static QuantConfig int4_uniform() {
+        qlinear_quant_config* c = nullptr;
+        check(qlinear_quant_config_create_int4_uniform(&c));
         return QuantConfig(c);
     }
 
@@ -246,9 +261,13 @@ public:
     QuantConfig& operator=(QuantConfig&&) noexcept = default;
     ~QuantConfig() = default;
 
-    /// 4 or 8.
+    /// 8 (WeightFormat::Int8) or 4 (the uniform WeightFormat::Int4).
     QuantConfig& bits(std::uint32_t bits) {
         check(qlinear_quant_config_set_bits(h_.get(), bits));
+        return *this;
+    }
+    QuantConfig& format(WeightFormat format) {
+        check(qlinear_quant_config_set_format(h_.get(), static_cast<std::uint32_t>(format)));
         return *this;
     }
     /// Group-wise scales with a power-of-two group from 32 to 1024, or per-channel when 0.
@@ -360,10 +379,12 @@ struct QuantizedParts {
     std::vector<std::uint8_t> codes;       ///< row-major; 4 bits: two per byte, low nibble first
     std::vector<float> scales;             ///< [out][groups per row]
     std::vector<std::int8_t> zero_points;  ///< one per scale; empty when symmetric
-    std::vector<float> bias;               ///< out values, or empty for none
+    /// cb4: the 16 levels 4-bit codes index (w = scale·codebook[q]); empty for integer codes.
+    std::vector<std::int8_t> codebook;
+    std::vector<float> bias;  ///< out values, or empty for none
 };
 
-/// A linear layer with INT8 or INT4 weights. forward may run on many threads at once.
+/// A linear layer with INT8, INT4 or cb4 weights. forward may run on many threads at once.
 class QuantizedLinear {
 public:
     /// Quantizes f32 `weights` [out][in] with `config`; `bias` has `out` values or is empty.
@@ -385,9 +406,24 @@ public:
         return QuantizedLinear(q);
     }
 
-    /// Builds a layer from raw quantized parts (copied). Empty vectors are passed as NULL.
+    /// Builds a layer from raw quantized parts (copied). Empty vectors are passed as NULL; a
+    /// non-empty codebook makes a cb4 layer.
     static QuantizedLinear from_parts(const Device& device, const QuantizedParts& p) {
         qlinear_quantized_linear* q = nullptr;
+        if (!p.codebook.empty()) {
+            if (p.bits != 4 || !p.zero_points.empty())
+                throw Error(QLINEAR_ERR_INVALID_ARGUMENT,
+                            "a codebook needs 4-bit codes and no zero points");
+            check(qlinear_quantized_linear_from_codebook_parts(
+                device.get(), p.out_features, p.in_features,
+                static_cast<std::uint32_t>(p.granularity), p.group_size,
+                static_cast<std::uint32_t>(p.scale_dtype),
+                p.codes.empty() ? nullptr : p.codes.data(), p.codes.size(),
+                p.scales.empty() ? nullptr : p.scales.data(), p.scales.size(),
+                p.codebook.data(), p.codebook.size(), p.bias.empty() ? nullptr : p.bias.data(),
+                p.bias.size(), static_cast<std::uint32_t>(p.activation_mode), &q));
+            return QuantizedLinear(q);
+        }
         check(qlinear_quantized_linear_from_parts(
             device.get(), p.out_features, p.in_features, p.bits,
             static_cast<std::uint32_t>(p.granularity), p.group_size,
@@ -433,6 +469,11 @@ public:
         std::uint32_t v = 0;
         check(qlinear_quantized_linear_bits(h_.get(), &v));
         return v;
+    }
+    WeightFormat format() const {
+        std::uint32_t v = 0;
+        check(qlinear_quantized_linear_format(h_.get(), &v));
+        return static_cast<WeightFormat>(v);
     }
     Granularity granularity() const {
         std::uint32_t v = 0;
@@ -493,6 +534,11 @@ public:
         check(qlinear_quantized_linear_copy_scales(h_.get(), p.scales.data(), p.scales.size()));
         check(qlinear_quantized_linear_copy_zero_points(
             h_.get(), zeros ? p.zero_points.data() : nullptr, p.zero_points.size()));
+        if (format() == WeightFormat::Cb4) {
+            p.codebook.resize(16);
+            check(qlinear_quantized_linear_copy_codebook(h_.get(), p.codebook.data(),
+                                                         p.codebook.size()));
+        }
         return p;
     }
 

@@ -231,9 +231,26 @@ type ActivationMode uint32
 const (
 	// ActivationExact keeps activations in float32.
 	ActivationExact ActivationMode = C.QLINEAR_ACTIVATION_EXACT
-	// ActivationDyn8 quantizes each row of x to int8 at run time: faster, slightly less
-	// accurate.
+	// ActivationDyn8 quantizes x to int8 at run time, one scale per 32 inputs of a row:
+	// faster, slightly less accurate.
 	ActivationDyn8 ActivationMode = C.QLINEAR_ACTIVATION_DYN8
+	// ActivationDyn8PerRow is ActivationDyn8 with one scale per row: less accurate when a
+	// row has outlier channels.
+	ActivationDyn8PerRow ActivationMode = C.QLINEAR_ACTIVATION_DYN8_PER_ROW
+)
+
+// WeightFormat says what a weight code means.
+type WeightFormat uint32
+
+// Weight formats.
+const (
+	// FormatInt8 is 8-bit integer codes: w = scale·(q − zero).
+	FormatInt8 WeightFormat = C.QLINEAR_FORMAT_INT8
+	// FormatInt4 is 4-bit integer codes on the uniform grid −8..7.
+	FormatInt4 WeightFormat = C.QLINEAR_FORMAT_INT4
+	// FormatCb4 is 4-bit indices into 16 non-uniform levels: w = scale·level[q]
+	// (symmetric only); the 4-bit default.
+	FormatCb4 WeightFormat = C.QLINEAR_FORMAT_CB4
 )
 
 // Device is a CPU device: ISA path, worker threads and allocator.
@@ -344,11 +361,21 @@ func NewQuantConfigInt8() (*QuantConfig, error) {
 	return newQuantConfig(p), nil
 }
 
-// NewQuantConfigInt4 creates the INT4 default recipe: groups of 32, f16 scales chosen by an
-// error search, exact activations.
+// NewQuantConfigInt4 creates the 4-bit default recipe: the cb4 codebook, groups of 32, f16
+// scales chosen by an error search with a least-squares refit, exact activations.
 func NewQuantConfigInt4() (*QuantConfig, error) {
 	var p *C.qlinear_quant_config
 	if err := call(func() C.qlinear_status { return C.qlinear_quant_config_create_int4(&p) }); err != nil {
+		return nil, err
+	}
+	return newQuantConfig(p), nil
+}
+
+// NewQuantConfigInt4Uniform creates the uniform 4-bit recipe (integer codes −8..7),
+// otherwise as NewQuantConfigInt4.
+func NewQuantConfigInt4Uniform() (*QuantConfig, error) {
+	var p *C.qlinear_quant_config
+	if err := call(func() C.qlinear_status { return C.qlinear_quant_config_create_int4_uniform(&p) }); err != nil {
 		return nil, err
 	}
 	return newQuantConfig(p), nil
@@ -366,7 +393,15 @@ func (c *QuantConfig) set(f func(*C.qlinear_quant_config) C.qlinear_status) erro
 	return err
 }
 
-// SetBits sets the code width: 4 or 8.
+// SetFormat sets the weight format; FormatCb4 on an asymmetric config fails with
+// ErrInvalidArgument.
+func (c *QuantConfig) SetFormat(f WeightFormat) error {
+	return c.set(func(p *C.qlinear_quant_config) C.qlinear_status {
+		return C.qlinear_quant_config_set_format(p, C.uint32_t(f))
+	})
+}
+
+// SetBits sets the code width: 8 (FormatInt8) or 4 (the uniform FormatInt4).
 func (c *QuantConfig) SetBits(bits int) error {
 	if bits < 0 || bits > 255 {
 		return invalid("bits must be 4 or 8, got %d", bits)
@@ -513,12 +548,13 @@ func outputFor(rows, in, out, xLen int) ([]float32, error) {
 	return make([]float32, 1), nil
 }
 
-// QuantizedLinear is a linear layer with INT8 or INT4 weights. Forward and ForwardInto may
+// QuantizedLinear is a linear layer with INT8, INT4 or cb4 weights. Forward and ForwardInto may
 // be called from many goroutines at once.
 type QuantizedLinear struct {
 	ptr            *C.qlinear_quantized_linear
 	in, out        int
 	bits           int
+	format         WeightFormat
 	granularity    Granularity
 	groupSize      int
 	symmetric      bool
@@ -582,12 +618,16 @@ type Parts struct {
 	// ActivationMode is what Forward does with activations.
 	ActivationMode ActivationMode
 	// Codes are row-major, each row starting on a byte boundary; with 4 bits two weights
-	// per byte, the low nibble holding the even input, nibbles in two's complement.
+	// per byte, the low nibble holding the even input, nibbles in two's complement (or, with
+	// a Codebook, indices 0..15 into it).
 	Codes []byte
 	// Scales has one value per group, row-major [out][groups per row].
 	Scales []float32
 	// ZeroPoints has one value per scale, or is empty for symmetric weights.
 	ZeroPoints []int8
+	// Codebook holds the 16 levels of a FormatCb4 layer (w = scale·Codebook[code]); empty
+	// for integer codes.
+	Codebook []int8
 	// Bias has Out values, or is nil. (*QuantizedLinear).Parts cannot copy it out.
 	Bias []float32
 }
@@ -611,6 +651,24 @@ func FromParts(dev *Device, p *Parts) (*QuantizedLinear, error) {
 		zeros = (*C.int8_t)(unsafe.Pointer(&p.ZeroPoints[0]))
 	}
 	var q *C.qlinear_quantized_linear
+	if len(p.Codebook) > 0 {
+		if p.Bits != 4 || len(p.ZeroPoints) > 0 {
+			return nil, invalid("a codebook needs 4-bit codes and no zero points, got %d bits", p.Bits)
+		}
+		err := call(func() C.qlinear_status {
+			return C.qlinear_quantized_linear_from_codebook_parts(dev.ptr, C.size_t(p.Out),
+				C.size_t(p.In), C.uint32_t(p.Granularity), C.size_t(p.GroupSize),
+				C.uint32_t(p.ScaleDtype), codes, C.size_t(len(p.Codes)), floatPtr(p.Scales),
+				C.size_t(len(p.Scales)), (*C.int8_t)(unsafe.Pointer(&p.Codebook[0])),
+				C.size_t(len(p.Codebook)), floatPtr(p.Bias), C.size_t(len(p.Bias)),
+				C.uint32_t(p.ActivationMode), &q)
+		})
+		runtime.KeepAlive(dev)
+		if err != nil {
+			return nil, err
+		}
+		return newQuantized(q)
+	}
 	err := call(func() C.qlinear_status {
 		return C.qlinear_quantized_linear_from_parts(dev.ptr, C.size_t(p.Out), C.size_t(p.In),
 			C.uint32_t(p.Bits), C.uint32_t(p.Granularity), C.size_t(p.GroupSize),
@@ -644,13 +702,14 @@ func newQuantized(p *C.qlinear_quantized_linear) (*QuantizedLinear, error) {
 	q := &QuantizedLinear{ptr: p}
 	runtime.SetFinalizer(q, (*QuantizedLinear).Close)
 	var in, out, gs, wb, saved C.size_t
-	var bits, gran, sd, mode C.uint32_t
+	var bits, format, gran, sd, mode C.uint32_t
 	var sym C.bool
 	err := call(func() C.qlinear_status {
 		for _, s := range []C.qlinear_status{
 			C.qlinear_quantized_linear_in_features(p, &in),
 			C.qlinear_quantized_linear_out_features(p, &out),
 			C.qlinear_quantized_linear_bits(p, &bits),
+			C.qlinear_quantized_linear_format(p, &format),
 			C.qlinear_quantized_linear_granularity(p, &gran),
 			C.qlinear_quantized_linear_group_size(p, &gs),
 			C.qlinear_quantized_linear_symmetric(p, &sym),
@@ -670,6 +729,7 @@ func newQuantized(p *C.qlinear_quantized_linear) (*QuantizedLinear, error) {
 		return nil, err
 	}
 	q.in, q.out, q.bits, q.groupSize = int(in), int(out), int(bits), int(gs)
+	q.format = WeightFormat(format)
 	q.granularity, q.symmetric = Granularity(gran), bool(sym)
 	q.scaleDtype, q.activationMode = ScaleDtype(sd), ActivationMode(mode)
 	q.weightBytes, q.memorySaved = int(wb), int(saved)
@@ -684,6 +744,9 @@ func (q *QuantizedLinear) OutFeatures() int { return q.out }
 
 // Bits is the code width: 4 or 8.
 func (q *QuantizedLinear) Bits() int { return q.bits }
+
+// Format is what a weight code means.
+func (q *QuantizedLinear) Format() WeightFormat { return q.format }
 
 // Granularity is how scales are shared.
 func (q *QuantizedLinear) Granularity() Granularity { return q.granularity }
@@ -733,6 +796,10 @@ func (q *QuantizedLinear) Parts() (*Parts, error) {
 		}
 		if s == C.QLINEAR_OK && zl > 0 {
 			s = C.qlinear_quantized_linear_copy_zero_points(q.ptr, (*C.int8_t)(unsafe.Pointer(&p.ZeroPoints[0])), zl)
+		}
+		if s == C.QLINEAR_OK && q.format == FormatCb4 {
+			p.Codebook = make([]int8, 16)
+			s = C.qlinear_quantized_linear_copy_codebook(q.ptr, (*C.int8_t)(unsafe.Pointer(&p.Codebook[0])), 16)
 		}
 		return s
 	})

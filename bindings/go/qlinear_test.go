@@ -71,7 +71,10 @@ func dequant(p *qlinear.Parts, r, c int) float64 {
 		if c%2 == 1 {
 			nib = int(b >> 4)
 		}
-		if nib >= 8 {
+		switch {
+		case len(p.Codebook) > 0: // an index into the levels
+			nib = int(p.Codebook[nib])
+		case nib >= 8:
 			nib -= 16
 		}
 		q = nib
@@ -118,7 +121,9 @@ func checkReference(t *testing.T, q *qlinear.QuantizedLinear, x []float32, rows 
 				sw += math.Abs(w)
 			}
 			tol := 1e-4*mag + 1e-6
-			if p.ActivationMode == qlinear.ActivationDyn8 {
+			// Either dyn8 mode: half a step of the row's largest activation bounds the
+			// block-wise steps too.
+			if p.ActivationMode != qlinear.ActivationExact {
 				tol += xmax / 127 / 2 * sw
 			}
 			if math.Abs(float64(y[r*n+j])-ref) > tol {
@@ -192,6 +197,8 @@ func TestQuantConfig(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	wantErr(t, c.SetFormat(qlinear.FormatCb4), qlinear.ErrInvalidArgument, "cb4 with zero points")
+	wantErr(t, c.SetFormat(7), qlinear.ErrInvalidArgument, "SetFormat(7)")
 	wantErr(t, c.SetBits(5), qlinear.ErrInvalidArgument, "SetBits(5)")
 	wantErr(t, c.SetBits(-1), qlinear.ErrInvalidArgument, "SetBits(-1)")
 	wantErr(t, c.SetGroupSize(48), qlinear.ErrInvalidArgument, "SetGroupSize(48)")
@@ -258,7 +265,7 @@ func TestLinear(t *testing.T) {
 
 type recipe struct {
 	name        string
-	bits        int
+	format      qlinear.WeightFormat
 	granularity qlinear.Granularity
 	group       int
 	symmetric   bool
@@ -268,12 +275,15 @@ type recipe struct {
 
 func TestQuantizeRecipes(t *testing.T) {
 	recipes := []recipe{
-		{"int8 g32 sym f16", 8, qlinear.Group, 32, true, qlinear.ScaleF16, qlinear.ActivationExact},
-		{"int4 g32 sym f16", 4, qlinear.Group, 32, true, qlinear.ScaleF16, qlinear.ActivationExact},
-		{"int4 g32 asym f32", 4, qlinear.Group, 32, false, qlinear.ScaleF32, qlinear.ActivationExact},
-		{"int8 channel asym", 8, qlinear.PerChannel, 0, false, qlinear.ScaleF32, qlinear.ActivationExact},
-		{"int4 tensor sym", 4, qlinear.PerTensor, 0, true, qlinear.ScaleF16, qlinear.ActivationExact},
-		{"int8 g64 dyn8", 8, qlinear.Group, 64, true, qlinear.ScaleF16, qlinear.ActivationDyn8},
+		{"int8 g32 sym f16", qlinear.FormatInt8, qlinear.Group, 32, true, qlinear.ScaleF16, qlinear.ActivationExact},
+		{"int4 g32 sym f16", qlinear.FormatInt4, qlinear.Group, 32, true, qlinear.ScaleF16, qlinear.ActivationExact},
+		{"int4 g32 asym f32", qlinear.FormatInt4, qlinear.Group, 32, false, qlinear.ScaleF32, qlinear.ActivationExact},
+		{"int8 channel asym", qlinear.FormatInt8, qlinear.PerChannel, 0, false, qlinear.ScaleF32, qlinear.ActivationExact},
+		{"int4 tensor sym", qlinear.FormatInt4, qlinear.PerTensor, 0, true, qlinear.ScaleF16, qlinear.ActivationExact},
+		{"int8 g64 dyn8", qlinear.FormatInt8, qlinear.Group, 64, true, qlinear.ScaleF16, qlinear.ActivationDyn8},
+		{"cb4 g32 f16", qlinear.FormatCb4, qlinear.Group, 32, true, qlinear.ScaleF16, qlinear.ActivationExact},
+		{"cb4 g64 f32 dyn8", qlinear.FormatCb4, qlinear.Group, 64, true, qlinear.ScaleF32, qlinear.ActivationDyn8},
+		{"int4 channel dyn8 per row", qlinear.FormatInt4, qlinear.PerChannel, 0, true, qlinear.ScaleF16, qlinear.ActivationDyn8PerRow},
 	}
 	dev := must(qlinear.NewDevice(2))(t)
 	defer dev.Close()
@@ -283,9 +293,9 @@ func TestQuantizeRecipes(t *testing.T) {
 			n, k := shape[0], shape[1]
 			t.Run(rc.name, func(t *testing.T) {
 				w, b, x := randomVec(n*k, 0.3, uint64(10+n)), randomVec(n, 0.1, uint64(20+n)), randomVec(rows*k, 1, uint64(30+n))
-				cfg := must(qlinear.NewQuantConfig(rc.bits))(t)
+				cfg := must(qlinear.NewQuantConfigInt8())(t)
 				defer cfg.Close()
-				for _, err := range []error{cfg.SetGranularity(rc.granularity, rc.group), cfg.SetSymmetric(rc.symmetric),
+				for _, err := range []error{cfg.SetFormat(rc.format), cfg.SetGranularity(rc.granularity, rc.group), cfg.SetSymmetric(rc.symmetric),
 					cfg.SetScaleDtype(rc.dtype), cfg.SetActivationMode(rc.mode)} {
 					if err != nil {
 						t.Fatal(err)
@@ -293,7 +303,11 @@ func TestQuantizeRecipes(t *testing.T) {
 				}
 				q := must(qlinear.Quantize(dev, w, b, k, n, cfg))(t)
 				defer q.Close()
-				if q.InFeatures() != k || q.OutFeatures() != n || q.Bits() != rc.bits || q.Granularity() != rc.granularity ||
+				bits := 4
+				if rc.format == qlinear.FormatInt8 {
+					bits = 8
+				}
+				if q.InFeatures() != k || q.OutFeatures() != n || q.Bits() != bits || q.Format() != rc.format || q.Granularity() != rc.granularity ||
 					q.GroupSize() != rc.group || q.Symmetric() != rc.symmetric || q.ScaleDtype() != rc.dtype ||
 					q.ActivationMode() != rc.mode {
 					t.Errorf("accessors disagree with the recipe: %+v", q)
@@ -319,6 +333,9 @@ func TestQuantizeRecipes(t *testing.T) {
 				}
 				if (len(p.ZeroPoints) == 0) != rc.symmetric {
 					t.Errorf("%d zero points", len(p.ZeroPoints))
+				}
+				if (len(p.Codebook) == 16) != (rc.format == qlinear.FormatCb4) {
+					t.Errorf("%d codebook levels", len(p.Codebook))
 				}
 				p.Bias = b
 				q2 := must(qlinear.FromParts(dev, p))(t)

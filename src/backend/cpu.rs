@@ -12,7 +12,7 @@ use super::Backend;
 use crate::error::{Error, Result};
 use crate::kernels::{Dyn8Acts, ExactActs, Isa, KernelTable, OutPtr};
 use crate::quant::pack::{self, PackedDense, PackedQuant, NR};
-use crate::quant::{ActivationMode, QuantConfig, QuantizedTensor};
+use crate::quant::{ActivationMode, QuantConfig, QuantizedTensor, DYN8_BLOCK};
 
 /// The CPU backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,6 +59,12 @@ impl CpuDevice {
     /// The ISA path this device runs.
     pub fn isa(&self) -> Isa {
         self.inner.kernels.isa
+    }
+
+    /// What the kernel path uses beyond its ISA's baseline (e.g. `vnni+gfni+vbmi`; empty for
+    /// none).
+    pub fn isa_variant(&self) -> &'static str {
+        self.inner.kernels.variant
     }
 
     /// Threads that may run one call's tasks at once.
@@ -339,9 +345,9 @@ fn check_lengths(
 #[derive(Default)]
 struct Scratch {
     padded_x: Vec<f32>,
-    codes: Vec<u8>,
-    row_scales: Vec<f32>,
-    group_sums: Vec<i32>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+    sums: Vec<i32>,
 }
 
 thread_local! {
@@ -372,48 +378,130 @@ fn prepare_exact<'a>(w: &PackedQuant, x: &[f32], m: usize, s: &'a mut Scratch) -
     ExactActs { x: xs, stride }
 }
 
-/// Quantizes each row of `x` to int8 with scale `max|x|/127` (round to nearest).
+/// Rows from which activation quantization is split over the device's threads.
+const SPLIT_QUANTIZE_ROWS: usize = 8;
+
+/// Where each row's block-wise quantization writes (rows are disjoint).
+#[derive(Clone, Copy)]
+struct RowSinks {
+    q: *mut i8,
+    scales: *mut f32,
+    sums: *mut i32,
+}
+
+// SAFETY: each task writes the rows it was given, and no two tasks get the same row.
+unsafe impl Send for RowSinks {}
+unsafe impl Sync for RowSinks {}
+
+impl RowSinks {
+    /// Row `r`'s codes, scales and sums.
+    ///
+    /// # Safety
+    /// The buffers hold `r + 1` rows of `stride` codes and `blocks` entries, and no one else
+    /// touches row `r` meanwhile.
+    unsafe fn row<'a>(
+        self,
+        r: usize,
+        stride: usize,
+        blocks: usize,
+    ) -> (&'a mut [i8], &'a mut [f32], &'a mut [i32]) {
+        unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.q.add(r * stride), stride),
+                std::slice::from_raw_parts_mut(self.scales.add(r * blocks), blocks),
+                std::slice::from_raw_parts_mut(self.sums.add(r * blocks), blocks),
+            )
+        }
+    }
+}
+
+/// Quantizes the activations to int8: block-wise (one scale per 32 inputs, with the ISA's
+/// vectorised quantizer, split over threads from [`SPLIT_QUANTIZE_ROWS`] rows) or per row.
 fn prepare_dyn8<'a>(
+    device: &CpuDevice,
     w: &PackedQuant,
     x: &[f32],
     m: usize,
-    unsigned: bool,
+    per_row: bool,
     s: &'a mut Scratch,
 ) -> Result<Dyn8Acts<'a>> {
+    if per_row {
+        return Ok(prepare_dyn8_per_row(w, x, m, s));
+    }
+    let stride = w.k.next_multiple_of(DYN8_BLOCK);
+    let blocks = stride / DYN8_BLOCK;
+    let sinks = RowSinks {
+        q: resize(&mut s.codes, m * stride).as_mut_ptr(),
+        scales: resize(&mut s.scales, m * blocks).as_mut_ptr(),
+        sums: resize(&mut s.sums, m * blocks).as_mut_ptr(),
+    };
+    let quantize = device.kernels().quantize_blocks;
+    let k = w.k;
+    let rows = |range: std::ops::Range<usize>| {
+        for r in range {
+            // SAFETY: row `r` of each buffer is in bounds and written by this task only; the
+            // table's quantizer runs only where its ISA is available.
+            unsafe {
+                let (q, scales, sums) = sinks.row(r, stride, blocks);
+                quantize(&x[r * k..(r + 1) * k], q, scales, sums)
+            }
+        }
+    };
+    if m >= SPLIT_QUANTIZE_ROWS && device.threads() > 1 {
+        let per_task = m.div_ceil(device.threads());
+        device.executor().run(m.div_ceil(per_task), &|t| {
+            rows(t * per_task..((t + 1) * per_task).min(m))
+        })?;
+    } else {
+        rows(0..m);
+    }
+    Ok(Dyn8Acts {
+        q: &s.codes,
+        stride,
+        per_row: false,
+        blocks,
+        scale: &s.scales,
+        sums: &s.sums,
+    })
+}
+
+/// Quantizes each row of `x` to int8 with one scale `max|x|/127` (round half to even), with
+/// code sums per kernel group.
+fn prepare_dyn8_per_row<'a>(
+    w: &PackedQuant,
+    x: &[f32],
+    m: usize,
+    s: &'a mut Scratch,
+) -> Dyn8Acts<'a> {
     let stride = w.k_padded;
     let q = resize(&mut s.codes, m * stride);
-    let scales = resize(&mut s.row_scales, m);
-    let need_sums = !w.symmetric || w.bits == 4;
-    let sums = resize(&mut s.group_sums, if need_sums { m * w.groups } else { 0 });
-    let offset = if unsigned { 128u8 } else { 0 };
+    let scales = resize(&mut s.scales, m);
+    let sums = resize(&mut s.sums, m * w.groups);
     for r in 0..m {
         let src = &x[r * w.k..(r + 1) * w.k];
         let amax = max_abs(src);
-        let scale = amax / 127.0;
         let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-        scales[r] = scale;
+        scales[r] = amax / 127.0;
         let row = &mut q[r * stride..(r + 1) * stride];
         for (dst, &v) in row.iter_mut().zip(src) {
-            *dst = (round_small(v * inv) as i8 as u8).wrapping_add(offset);
+            *dst = round_small(v * inv) as i8;
         }
-        // Padding codes stand for 0.
-        row[w.k..].fill(offset);
-        if need_sums {
-            for g in 0..w.groups {
-                let start = g * w.kg;
-                sums[r * w.groups + g] = row[start..start + w.group_len(g)]
-                    .iter()
-                    .map(|&b| b.wrapping_sub(offset) as i8 as i32)
-                    .sum();
-            }
+        for g in 0..w.groups {
+            let start = g * w.kg;
+            sums[r * w.groups + g] = row[start..start + w.group_len(g)]
+                .iter()
+                .map(|&b| b as i32)
+                .sum();
         }
     }
-    Ok(Dyn8Acts {
+    Dyn8Acts {
         q,
         stride,
+        per_row: true,
+        blocks: w.groups,
         scale: scales,
-        group_sums: sums,
-    })
+        sums,
+    }
 }
 
 /// max |v| of finite values, in 16 independent lanes so the loop vectorizes.
@@ -430,7 +518,6 @@ fn max_abs(src: &[f32]) -> f32 {
         .chain(&lanes)
         .fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a })
 }
-
 /// `v` rounded to the nearest integer, ties to even, for |v| ≤ 2²²: after adding 1.5·2²³
 /// the integer sits in the low mantissa bits. Integer-only after one add, so it
 /// vectorizes (`f32::round` is a libm call per element on baseline x86-64).
@@ -503,7 +590,7 @@ impl Backend for Cpu {
     }
 
     fn quant_packed_bytes(w: &CpuQuantWeights) -> usize {
-        w.packed.buf.len() + 4 * w.packed.offset_correction.len()
+        w.packed.buf.len()
     }
 
     fn quant_forward(
@@ -525,9 +612,9 @@ impl Backend for Cpu {
                     unsafe { (table.q_exact)(p, &acts, rows, tiles, out) }
                 })
             }
-            ActivationMode::Dyn8 => {
-                let unsigned = table.dyn8_unsigned && p.bits == 8;
-                let acts = prepare_dyn8(p, x, m, unsigned, s)?;
+            ActivationMode::Dyn8 | ActivationMode::Dyn8PerRow => {
+                let per_row = w.mode == ActivationMode::Dyn8PerRow;
+                let acts = prepare_dyn8(device, p, x, m, per_row, s)?;
                 run_tiled(device, m, p.n, p.k, bias, y, &|rows, tiles, out| {
                     // SAFETY: as in dense_forward.
                     unsafe { (table.q_dyn8)(p, &acts, rows, tiles, out) }

@@ -7,19 +7,25 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use qlinear::io::safetensors::{quantize_file, ImportOptions};
-use qlinear::{ActivationMode, CpuDevice, Granularity, QuantConfig, QuantizedModel, ScaleDType};
+use qlinear::{
+    ActivationMode, CpuDevice, Granularity, QuantConfig, QuantizedModel, ScaleDType, WeightFormat,
+};
 
 const USAGE: &str = "\
 usage:
-  qlinear quantize IN.safetensors -o OUT.qlin [--bits 4|8] [--group N|channel|tensor]
-                   [--asym] [--f32-scales] [--dyn8] [--include PATTERN]... [--threads N]
+  qlinear quantize IN.safetensors -o OUT.qlin [--format int8|int4|cb4] [--bits 4|8]
+                   [--group N|channel|tensor] [--asym] [--f32-scales]
+                   [--activations exact|dyn8|dyn8-row] [--dyn8] [--include PATTERN]...
+                   [--threads N]
   qlinear inspect FILE
   qlinear bench FILE [--threads N]
 
 quantize: every 2-D f32/f16/bf16 tensor (or those matching an --include glob, `*` = any
 run of characters) becomes a layer named like the tensor without `.weight`; a 1-D tensor
-named like the weight with `weight` -> `bias` becomes its bias. Defaults: --bits 8,
---group 32, symmetric, f16 scales, exact activations.";
+named like the weight with `weight` -> `bias` becomes its bias. Defaults: --format int8,
+--group 32, symmetric, f16 scales, exact activations. cb4 is the 4-bit default (16
+non-uniform levels); --bits 4 is the uniform int4 grid, --bits 8 is int8. --dyn8 is
+--activations dyn8 (int8 activations, one scale per 32 inputs).";
 
 /// A failure and the exit code it maps to.
 enum Fail {
@@ -85,7 +91,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
     let mut it = Args { rest: rest.iter() };
     let mut positional = Vec::new();
     let mut output = None;
-    let mut bits = 8u8;
+    let mut format = WeightFormat::Int8;
     let mut granularity = Granularity::Group(32);
     let mut symmetric = true;
     let mut scale_dtype = ScaleDType::F16;
@@ -95,7 +101,20 @@ fn run(args: &[String]) -> Result<(), Fail> {
     while let Some(a) = it.rest.next() {
         match a.as_str() {
             "-o" | "--output" => output = Some(PathBuf::from(it.value(a)?)),
-            "--bits" => bits = parse_num(a, it.value(a)?)?,
+            "--bits" => {
+                format = match parse_num::<u8>(a, it.value(a)?)? {
+                    8 => WeightFormat::Int8,
+                    4 => WeightFormat::Int4,
+                    b => return Err(usage(format!("--bits must be 4 or 8, got {b}"))),
+                }
+            }
+            "--format" => {
+                format = WeightFormat::parse(it.value(a)?).map_err(|e| usage(e.to_string()))?
+            }
+            "--activations" => {
+                activations =
+                    ActivationMode::parse(it.value(a)?).map_err(|e| usage(e.to_string()))?
+            }
             "--group" => {
                 granularity = match it.value(a)? {
                     "channel" => Granularity::PerChannel,
@@ -131,7 +150,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
             let input = one_file(&positional)?;
             let output = output.ok_or_else(|| usage("quantize: missing -o OUT"))?;
             let config = QuantConfig::builder()
-                .bits(bits)
+                .format(format)
                 .granularity(granularity)
                 .symmetric(symmetric)
                 .scale_dtype(scale_dtype)
@@ -201,8 +220,8 @@ fn inspect(path: &PathBuf) -> Result<(), Fail> {
     println!("{}: {} layers, {size} bytes", path.display(), model.len());
     for (name, l) in model.iter() {
         let label = format!(
-            "int{}-{}{}",
-            l.bits(),
+            "{}-{}{}",
+            l.format().name(),
             l.granularity().name(),
             if l.is_symmetric() { "" } else { "-asym" }
         );

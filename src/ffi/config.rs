@@ -4,7 +4,20 @@
 use super::handle::{publish, qlinear_quant_config, release};
 use super::macros::{deref_mut, ffi_boundary, out_ptr};
 use super::status::{qlinear_status, FfiError};
-use crate::{ActivationMode, Granularity, QuantConfig, ScaleDType};
+use crate::{ActivationMode, Granularity, QuantConfig, ScaleDType, WeightFormat};
+
+/// What a weight code means. Passed as `uint32_t`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum qlinear_weight_format {
+    /// 8-bit integer codes: `w = scale · (q − zero)`.
+    QLINEAR_FORMAT_INT8 = 0,
+    /// 4-bit integer codes on the uniform grid −8..7: `w = scale · (q − zero)`.
+    QLINEAR_FORMAT_INT4 = 1,
+    /// 4-bit codes indexing 16 non-uniform levels (the `cb4` codebook): `w = scale ·
+    /// level[q]`; symmetric only. The default of `qlinear_quant_config_create_int4`.
+    QLINEAR_FORMAT_CB4 = 2,
+}
 
 /// Which weights share one scale (and zero point). Passed as `uint32_t`.
 #[repr(C)]
@@ -32,9 +45,13 @@ pub enum qlinear_scale_dtype {
 pub enum qlinear_activation_mode {
     /// Activations stay f32: `x·dequant(W)ᵀ` up to f32 rounding.
     QLINEAR_ACTIVATION_EXACT = 0,
-    /// Each row of `x` is quantized to int8 at run time (scale `max|x_row|/127`); faster, and
-    /// adds at most `scale_x/2 · Σ|w|` to each output.
+    /// Each block of 32 inputs of a row of `x` is quantized to int8 at run time with its own
+    /// scale (`max|x_block|/127`); faster, and adds at most `Σ_blocks scale_x/2 · Σ|w|` to
+    /// each output.
     QLINEAR_ACTIVATION_DYN8 = 1,
+    /// As DYN8 with one scale per row (`max|x_row|/127`): less accurate when a row has
+    /// outlier channels, slightly faster with per-channel weights.
+    QLINEAR_ACTIVATION_DYN8_PER_ROW = 2,
 }
 
 /// Enums cross the ABI as `uint32_t`: a C enum variable may hold any integer, a Rust enum
@@ -87,6 +104,7 @@ pub(crate) fn activation_from(v: u32) -> Result<ActivationMode, FfiError> {
     match v {
         0 => Ok(ActivationMode::Exact),
         1 => Ok(ActivationMode::Dyn8),
+        2 => Ok(ActivationMode::Dyn8PerRow),
         _ => Err(FfiError::invalid(format!(
             "activation mode: unknown value {v}"
         ))),
@@ -94,10 +112,32 @@ pub(crate) fn activation_from(v: u32) -> Result<ActivationMode, FfiError> {
 }
 
 pub(crate) fn activation_to(m: ActivationMode) -> u32 {
-    match m {
-        ActivationMode::Exact => qlinear_activation_mode::QLINEAR_ACTIVATION_EXACT as u32,
-        ActivationMode::Dyn8 => qlinear_activation_mode::QLINEAR_ACTIVATION_DYN8 as u32,
+    use qlinear_activation_mode::*;
+    (match m {
+        ActivationMode::Exact => QLINEAR_ACTIVATION_EXACT,
+        ActivationMode::Dyn8 => QLINEAR_ACTIVATION_DYN8,
+        ActivationMode::Dyn8PerRow => QLINEAR_ACTIVATION_DYN8_PER_ROW,
+    }) as u32
+}
+
+pub(crate) fn format_from(v: u32) -> Result<WeightFormat, FfiError> {
+    match v {
+        0 => Ok(WeightFormat::Int8),
+        1 => Ok(WeightFormat::Int4),
+        2 => Ok(WeightFormat::Cb4),
+        _ => Err(FfiError::invalid(format!(
+            "weight format: unknown value {v}"
+        ))),
     }
+}
+
+pub(crate) fn format_to(f: WeightFormat) -> u32 {
+    use qlinear_weight_format::*;
+    (match f {
+        WeightFormat::Int8 => QLINEAR_FORMAT_INT8,
+        WeightFormat::Int4 => QLINEAR_FORMAT_INT4,
+        WeightFormat::Cb4 => QLINEAR_FORMAT_CB4,
+    }) as u32
 }
 
 fn create(inner: QuantConfig, out: *mut *mut qlinear_quant_config) -> Result<(), FfiError> {
@@ -139,8 +179,9 @@ pub unsafe extern "C" fn qlinear_quant_config_create_int8(
     })
 }
 
-/// Creates the INT4 default recipe (the core's `QuantConfig::int4()`): groups of 32, f16
-/// scales chosen by an error search, exact activations.
+/// Creates the 4-bit default recipe (the core's `QuantConfig::int4()`): the cb4 codebook,
+/// groups of 32, f16 scales chosen by an error search with a least-squares refit, exact
+/// activations.
 ///
 /// Thread safety: any thread.
 ///
@@ -155,7 +196,49 @@ pub unsafe extern "C" fn qlinear_quant_config_create_int4(
     })
 }
 
-/// Sets the code width: 4 or 8 (anything else fails with INVALID_ARGUMENT).
+/// Creates the uniform 4-bit recipe (`QuantConfig::int4_uniform()`, the 4-bit default before
+/// the codebook): integer codes −8..7, symmetric, groups of 32, f16 scales chosen by an error
+/// search, exact activations.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn qlinear_quant_config_create_int4_uniform(
+    out: *mut *mut qlinear_quant_config,
+) -> qlinear_status {
+    ffi_boundary!("qlinear_quant_config_create_int4_uniform", {
+        create(QuantConfig::int4_uniform(), out)
+    })
+}
+
+/// Sets the weight format: a `qlinear_weight_format` value. `QLINEAR_FORMAT_CB4` on an
+/// asymmetric config fails with INVALID_ARGUMENT (the codebook has no zero points).
+///
+/// Thread safety: needs exclusive access to `config`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn qlinear_quant_config_set_format(
+    config: *mut qlinear_quant_config,
+    format: u32,
+) -> qlinear_status {
+    ffi_boundary!("qlinear_quant_config_set_format", {
+        let f = format_from(format)?;
+        // SAFETY: forwarded contract.
+        unsafe {
+            update(config, |c| {
+                c.format = f;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Sets the code width: 8 selects `QLINEAR_FORMAT_INT8`, 4 the uniform `QLINEAR_FORMAT_INT4`
+/// (anything else fails with INVALID_ARGUMENT).
 ///
 /// Thread safety: needs exclusive access to `config`.
 ///
@@ -170,8 +253,15 @@ pub unsafe extern "C" fn qlinear_quant_config_set_bits(
         // SAFETY: forwarded contract.
         unsafe {
             update(config, |c| {
-                c.bits = u8::try_from(bits)
-                    .map_err(|_| FfiError::invalid(format!("bits must be 4 or 8, got {bits}")))?;
+                c.format = match bits {
+                    8 => WeightFormat::Int8,
+                    4 => WeightFormat::Int4,
+                    _ => {
+                        return Err(FfiError::invalid(format!(
+                            "bits must be 4 or 8, got {bits}"
+                        )))
+                    }
+                };
                 Ok(())
             })
         }

@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 
 /// First 8 bytes of every file.
 pub const MAGIC: [u8; 8] = *b"QLINEAR\0";
-/// The only version this reader understands.
-pub const VERSION: u32 = 1;
+/// The newest version this reader understands (it reads every version from 1). Version 2
+/// added codebook layers (`code_format` 1) and per-row dyn8 (`activation` 2); a writer
+/// writes version 1 when no layer uses either, so older readers still take such files.
+pub const VERSION: u32 = 2;
 /// Bytes of the fixed file header.
 pub const FILE_HEADER_LEN: usize = 32;
 /// Bytes of one layer record.
@@ -31,6 +33,18 @@ pub const ZEROS: usize = 2;
 pub const BIAS: usize = 3;
 const SECTION_NAMES: [&str; 4] = ["codes", "scales", "zero points", "bias"];
 
+/// `code_format` codes: integer codes, or 4-bit indices into a 16-level codebook whose levels
+/// take the zero-point section.
+pub const CODES_INTEGER: u8 = 0;
+pub const CODES_CODEBOOK: u8 = 1;
+/// Bytes of a codebook (16 `i8` levels).
+pub const CODEBOOK_LEN: usize = 16;
+
+/// Activation codes.
+pub const ACT_EXACT: u8 = 0;
+pub const ACT_DYN8: u8 = 1;
+pub const ACT_DYN8_PER_ROW: u8 = 2;
+
 /// Granularity codes.
 pub const GRAN_TENSOR: u8 = 0;
 pub const GRAN_CHANNEL: u8 = 1;
@@ -40,12 +54,14 @@ pub const GRAN_GROUP: u8 = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerMeta {
     pub bits: u8,
+    /// 0 integer codes, 1 codebook (version 2).
+    pub code_format: u8,
     /// 0 per-tensor, 1 per-channel, 2 group-wise.
     pub granularity: u8,
     pub symmetric: bool,
     /// 0 f32, 1 f16.
     pub scale_dtype: u8,
-    /// 0 exact, 1 dyn8.
+    /// 0 exact, 1 dyn8 (block-wise), 2 dyn8 per row (version 2).
     pub activation: u8,
     pub has_bias: bool,
     /// 0 unless group-wise.
@@ -92,16 +108,27 @@ pub fn section_lengths(meta: &LayerMeta) -> Result<[usize; 4]> {
         1 => 2,
         d => return Err(corrupt(format!("unknown scale dtype code {d}"))),
     };
-    if meta.activation > 1 {
+    if meta.activation > ACT_DYN8_PER_ROW {
         return Err(corrupt(format!(
             "unknown activation mode code {}",
             meta.activation
         )));
     }
+    let params = match meta.code_format {
+        CODES_INTEGER if meta.symmetric => 0,
+        CODES_INTEGER => scales,
+        CODES_CODEBOOK if meta.bits == 4 && meta.symmetric => CODEBOOK_LEN,
+        CODES_CODEBOOK => {
+            return Err(corrupt(
+                "a codebook layer must have 4-bit codes and be symmetric",
+            ))
+        }
+        c => return Err(corrupt(format!("unknown code format {c}"))),
+    };
     Ok([
         n.checked_mul(row_bytes).ok_or_else(overflow)?,
         scales.checked_mul(scale_width).ok_or_else(overflow)?,
-        if meta.symmetric { 0 } else { scales },
+        params,
         if meta.has_bias {
             n.checked_mul(4).ok_or_else(overflow)?
         } else {
@@ -170,6 +197,7 @@ pub(crate) fn write_file<W: Write>(w: &mut W, layers: &[LayerOut<'_>]) -> Result
         r[15] = m.scale_dtype;
         r[16] = m.activation;
         r[17] = m.has_bias as u8;
+        r[18] = m.code_format;
         r[20..24].copy_from_slice(&m.group_size.to_le_bytes());
         r[24..32].copy_from_slice(&m.out_features.to_le_bytes());
         r[32..40].copy_from_slice(&m.in_features.to_le_bytes());
@@ -193,8 +221,12 @@ pub(crate) fn write_file<W: Write>(w: &mut W, layers: &[LayerOut<'_>]) -> Result
         name_at += l.name.len();
     }
     let crc = crc32(&header[FILE_HEADER_LEN..]);
+    let needs_v2 = layers
+        .iter()
+        .any(|l| l.meta.code_format != CODES_INTEGER || l.meta.activation > ACT_DYN8);
+    let version: u32 = if needs_v2 { 2 } else { 1 };
     header[0..8].copy_from_slice(&MAGIC);
-    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&version.to_le_bytes());
     header[12..16].copy_from_slice(&count.to_le_bytes());
     header[16..24].copy_from_slice(&(header_len as u64).to_le_bytes());
     header[24..28].copy_from_slice(&crc.to_le_bytes());
@@ -265,9 +297,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
         return Err(corrupt("bad magic: not a qlinear file"));
     }
     let version = u32_at(bytes, 8);
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(corrupt(format!(
-            "unsupported format version {version} (this reader knows {VERSION})"
+            "unsupported format version {version} (this reader knows 1 to {VERSION})"
         )));
     }
     let count = u32_at(bytes, 12) as usize;
@@ -326,13 +358,20 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
                 "layer {name:?}: {what} flag is {v}, not 0 or 1"
             ))),
         };
-        if r[18] != 0 || r[19] != 0 || u64_at(r, 120) != 0 {
+        if r[19] != 0 || u64_at(r, 120) != 0 || (version == 1 && r[18] != 0) {
             return Err(corrupt(format!(
                 "layer {name:?}: reserved record bytes are not 0"
             )));
         }
+        if version == 1 && r[16] > ACT_DYN8 {
+            return Err(corrupt(format!(
+                "layer {name:?}: activation code {} needs format version 2",
+                r[16]
+            )));
+        }
         let meta = LayerMeta {
             bits: r[12],
+            code_format: r[18],
             granularity: r[13],
             symmetric: flag(14, "symmetric")?,
             scale_dtype: r[15],

@@ -27,7 +27,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use self::format::{
-    LayerIn, LayerMeta, LayerOut, BIAS, CODES, GRAN_CHANNEL, GRAN_GROUP, GRAN_TENSOR, SCALES, ZEROS,
+    LayerIn, LayerMeta, LayerOut, ACT_DYN8, ACT_DYN8_PER_ROW, ACT_EXACT, BIAS, CODES,
+    CODES_CODEBOOK, CODES_INTEGER, GRAN_CHANNEL, GRAN_GROUP, GRAN_TENSOR, SCALES, ZEROS,
 };
 use crate::backend::Cpu;
 use crate::error::{Error, Result};
@@ -136,7 +137,11 @@ fn encode(layer: &QuantizedLinear<Cpu>) -> (LayerMeta, [Vec<u8>; 3]) {
             .flat_map(|&s| half::f16::from_f32(s).to_le_bytes())
             .collect(),
     };
-    let zeros: Vec<u8> = q.zero_points().iter().map(|&z| z as u8).collect();
+    // The zero-point section holds the levels of a codebook layer (which has no zeros).
+    let params: Vec<u8> = match q.codebook() {
+        Some(levels) => levels.iter().map(|&l| l as u8).collect(),
+        None => q.zero_points().iter().map(|&z| z as u8).collect(),
+    };
     let bias: Vec<u8> = layer
         .bias()
         .map(|b| {
@@ -148,6 +153,11 @@ fn encode(layer: &QuantizedLinear<Cpu>) -> (LayerMeta, [Vec<u8>; 3]) {
         .unwrap_or_default();
     let meta = LayerMeta {
         bits: q.bits(),
+        code_format: if q.codebook().is_some() {
+            CODES_CODEBOOK
+        } else {
+            CODES_INTEGER
+        },
         granularity,
         symmetric: q.is_symmetric(),
         scale_dtype: match q.scale_dtype() {
@@ -155,15 +165,16 @@ fn encode(layer: &QuantizedLinear<Cpu>) -> (LayerMeta, [Vec<u8>; 3]) {
             ScaleDType::F16 => 1,
         },
         activation: match layer.activation_mode() {
-            ActivationMode::Exact => 0,
-            ActivationMode::Dyn8 => 1,
+            ActivationMode::Exact => ACT_EXACT,
+            ActivationMode::Dyn8 => ACT_DYN8,
+            ActivationMode::Dyn8PerRow => ACT_DYN8_PER_ROW,
         },
         has_bias: layer.bias().is_some(),
         group_size,
         out_features: layer.out_features as u64,
         in_features: layer.in_features as u64,
     };
-    (meta, [scales, zeros, bias])
+    (meta, [scales, params, bias])
 }
 
 /// Builds (and packs) a layer from validated sections. Anything the core rejects (NaN
@@ -202,7 +213,13 @@ fn decode(l: &LayerIn<'_>, device: &CpuDevice) -> Result<QuantizedLinear<Cpu>> {
         },
         data: l.sections[CODES].to_vec(),
         scales,
-        zero_points: l.sections[ZEROS].iter().map(|&z| z as i8).collect(),
+        zero_points: if m.code_format == CODES_INTEGER {
+            l.sections[ZEROS].iter().map(|&z| z as i8).collect()
+        } else {
+            Vec::new()
+        },
+        codebook: (m.code_format == CODES_CODEBOOK)
+            .then(|| std::array::from_fn(|i| l.sections[ZEROS][i] as i8)),
     };
     let q = QuantizedTensor::from_parts(parts).map_err(bad)?;
     let bias = if m.has_bias {
@@ -215,10 +232,10 @@ fn decode(l: &LayerIn<'_>, device: &CpuDevice) -> Result<QuantizedLinear<Cpu>> {
     } else {
         None
     };
-    let mode = if m.activation == 0 {
-        ActivationMode::Exact
-    } else {
-        ActivationMode::Dyn8
+    let mode = match m.activation {
+        ACT_EXACT => ActivationMode::Exact,
+        ACT_DYN8 => ActivationMode::Dyn8,
+        _ => ActivationMode::Dyn8PerRow,
     };
     QuantizedLinear::try_new_with_mode(q, bias, device.clone(), mode).map_err(bad)
 }
@@ -230,10 +247,10 @@ pub fn write_model<W: Write>(w: &mut W, layers: &[(&str, &QuantizedLinear<Cpu>)]
     let out: Vec<LayerOut<'_>> = layers
         .iter()
         .zip(&encoded)
-        .map(|((name, l), (meta, [scales, zeros, bias]))| LayerOut {
+        .map(|((name, l), (meta, [scales, params, bias]))| LayerOut {
             name,
             meta: *meta,
-            sections: [l.weight_quantized().data(), scales, zeros, bias],
+            sections: [l.weight_quantized().data(), scales, params, bias],
         })
         .collect();
     format::write_file(w, &out)

@@ -15,6 +15,8 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::quant::pack::{PackedDense, PackedQuant};
+#[cfg(doc)]
+use crate::quant::DYN8_BLOCK;
 
 /// An instruction-set path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,17 +141,30 @@ pub(crate) struct ExactActs<'a> {
     pub stride: usize,
 }
 
-/// Activations quantized per row to int8 for the dyn8 kernels.
+/// Activations quantized to int8 for the dyn8 kernels.
+///
+/// Block-wise (`per_row == false`): each row is cut into blocks of [`DYN8_BLOCK`] inputs
+/// (the last padded with zero codes); `scale` and `sums` hold one entry per row and block.
+/// Per row: one `scale` per row, and `sums` one entry per row and *kernel group*.
 pub(crate) struct Dyn8Acts<'a> {
-    /// Codes, rows padded with zeros to `stride`; offset by +128 (as u8) when the table's
-    /// `dyn8_unsigned` is set and the weights are int8, plain `i8` otherwise.
-    pub q: &'a [u8],
+    /// Codes `round(x / scale)` in `[−127, 127]`, rows padded with zeros to `stride`.
+    pub q: &'a [i8],
     pub stride: usize,
-    /// Per row: the activation scale (`max|x| / 127`).
+    pub per_row: bool,
+    /// Entries per row in `scale` (block-wise) and `sums`.
+    pub blocks: usize,
+    /// `max|x| / 127` of each block (or row).
     pub scale: &'a [f32],
-    /// Per row and kernel group: Σ of the signed codes (for asymmetric or int4 weights).
-    pub group_sums: &'a [i32],
+    /// Σ of the codes of each block (or kernel group): the kernels feed weights offset to
+    /// unsigned bytes and take `offset · Σ x` back out with it.
+    pub sums: &'a [i32],
 }
+
+/// Quantizes one row `x` to blocks of [`DYN8_BLOCK`]: `q` (at least `x.len()` rounded up to
+/// a block, padding set to 0), and per block the scale and code sum. Every ISA's version
+/// gives the same bits: `inv = 127 / max|x|` in f32, codes `x · inv` rounded half to even.
+pub(crate) type QuantizeBlocks =
+    unsafe fn(x: &[f32], q: &mut [i8], scales: &mut [f32], sums: &mut [i32]);
 
 pub(crate) type DenseKernel =
     unsafe fn(w: &PackedDense, x: &[f32], rows: Range<usize>, tiles: Range<usize>, y: OutPtr);
@@ -162,25 +177,49 @@ pub(crate) type QDyn8Kernel =
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KernelTable {
     pub isa: Isa,
+    /// What the path uses beyond its ISA's baseline (e.g. `vnni+gfni+vbmi`), for reports.
+    pub variant: &'static str,
     pub dense: DenseKernel,
     pub q_exact: QExactKernel,
     pub q_dyn8: QDyn8Kernel,
-    /// The dyn8 kernel wants activation codes offset to unsigned (for `vpdpbusd`) with
-    /// int8 weights.
-    pub dyn8_unsigned: bool,
+    pub quantize_blocks: QuantizeBlocks,
 }
 
+/// One row of the selection table: a kernel table and whether this CPU can run it.
+pub(crate) struct Path {
+    pub table: KernelTable,
+    pub available: fn() -> bool,
+}
+
+/// Every kernel table, best first within each ISA. A new ISA or CPU variant is one row here.
+pub(crate) const PATHS: &[Path] = &[
+    #[cfg(target_arch = "x86_64")]
+    Path {
+        table: x86::avx512::TABLE_ICELAKE,
+        available: x86::avx512::has_icelake_extras,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Path {
+        table: x86::avx512::TABLE,
+        available: || Isa::Avx512.is_available(),
+    },
+    #[cfg(target_arch = "x86_64")]
+    Path {
+        table: x86::avx2::TABLE,
+        available: || Isa::Avx2.is_available(),
+    },
+    Path {
+        table: reference::TABLE,
+        available: || true,
+    },
+];
+
 impl KernelTable {
-    /// The table for `isa` (which must be available: see [`Isa::require`]).
+    /// The best table for `isa` (which must be available: see [`Isa::require`]).
     pub fn for_isa(isa: Isa) -> KernelTable {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if is_x86_feature_detected!("gfni") => x86::avx512::TABLE_GFNI,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::avx512::TABLE,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::avx2::TABLE,
-            _ => reference::TABLE,
-        }
+        PATHS
+            .iter()
+            .find(|p| p.table.isa == isa && (p.available)())
+            .map_or(reference::TABLE, |p| p.table)
     }
 }

@@ -5,13 +5,15 @@ use std::ops::Range;
 
 use super::{Dyn8Acts, ExactActs, Isa, KernelTable, OutPtr};
 use crate::quant::pack::{PackedDense, PackedQuant, NR};
+use crate::quant::DYN8_BLOCK;
 
 pub(crate) const TABLE: KernelTable = KernelTable {
     isa: Isa::Scalar,
+    variant: "",
     dense: f32_dense_gemm_scalar,
     q_exact: f32_q_gemm_scalar,
     q_dyn8: q8_q_gemm_scalar,
-    dyn8_unsigned: false,
+    quantize_blocks: quantize_blocks_scalar,
 };
 
 /// Columns of tile `t` that exist (the last tile may be partial).
@@ -45,7 +47,7 @@ pub(crate) unsafe fn f32_dense_gemm_scalar(
 }
 
 /// `y = x · dequant(W)ᵀ` with f32 activations: each weight is dequantized as
-/// `scale · (q − zero)` and multiplied in f32.
+/// `scale · value` (`value` = `q − zero` or the level) and multiplied in f32.
 pub(crate) unsafe fn f32_q_gemm_scalar(
     w: &PackedQuant,
     a: &ExactActs,
@@ -60,9 +62,9 @@ pub(crate) unsafe fn f32_q_gemm_scalar(
             for (c, o) in out.iter_mut().enumerate().take(tile_cols(t, w.n)) {
                 let mut acc = 0f32;
                 for g in 0..w.groups {
-                    let (s, z) = (w.scale(t, g, c), w.zero(t, g, c) as i32);
+                    let s = w.scale(t, g, c);
                     for kk in 0..w.group_len(g) {
-                        let wv = s * (w.code(t, g, kk, c) as i32 - z) as f32;
+                        let wv = s * w.value(t, g, kk, c) as f32;
                         acc += xr[g * w.kg + kk] * wv;
                     }
                 }
@@ -73,7 +75,20 @@ pub(crate) unsafe fn f32_q_gemm_scalar(
     }
 }
 
-/// `y = sx · Σ_g scale_g · Σ_k xq·(q − zero)` with int8 activations (exact integer sums).
+/// The exact integer `Σ x_q · value` over inputs `k0..k1` of kernel group `g` (`k0`, `k1`
+/// relative to the group), column `c` of tile `t`.
+fn int_dot(w: &PackedQuant, xq: &[i8], t: usize, g: usize, c: usize, k0: usize, k1: usize) -> i32 {
+    (k0..k1.min(w.group_len(g)))
+        .map(|kk| xq[g * w.kg + kk] as i32 * w.value(t, g, kk, c))
+        .sum()
+}
+
+/// The dyn8 result, in the order of operations every SIMD path follows, so they all give
+/// the same bits. With `I` the exact integer dot product of a block (or, per row, of a
+/// kernel group) and `fma` a fused multiply-add:
+///
+/// * block-wise: `acc = fma(I_b, sx_b · s_g, acc)` over the blocks in order; `y = acc`;
+/// * per row: `acc = fma(I_g, s_g, acc)` over groups; `y = sx · acc`.
 pub(crate) unsafe fn q8_q_gemm_scalar(
     w: &PackedQuant,
     a: &Dyn8Acts,
@@ -82,23 +97,54 @@ pub(crate) unsafe fn q8_q_gemm_scalar(
     y: OutPtr,
 ) {
     for r in rows {
-        let xr = &a.q[r * a.stride..];
+        let xq = &a.q[r * a.stride..(r + 1) * a.stride];
         for t in tiles.clone() {
             let mut out = [0f32; NR];
             for (c, o) in out.iter_mut().enumerate().take(tile_cols(t, w.n)) {
                 let mut acc = 0f32;
                 for g in 0..w.groups {
-                    let z = w.zero(t, g, c) as i32;
-                    let dot: i32 = (0..w.group_len(g))
-                        .map(|kk| {
-                            (xr[g * w.kg + kk] as i8 as i32) * (w.code(t, g, kk, c) as i32 - z)
-                        })
-                        .sum();
-                    acc += w.scale(t, g, c) * dot as f32;
+                    let s = w.scale(t, g, c);
+                    if a.per_row {
+                        let dot = int_dot(w, xq, t, g, c, 0, w.kg);
+                        acc = (dot as f32).mul_add(s, acc);
+                        continue;
+                    }
+                    let first = g * w.kg / DYN8_BLOCK;
+                    for b in 0..w.group_len(g).div_ceil(DYN8_BLOCK) {
+                        let k0 = b * DYN8_BLOCK;
+                        let dot = int_dot(w, xq, t, g, c, k0, k0 + DYN8_BLOCK) as f32;
+                        let sx = a.scale[r * a.blocks + first + b];
+                        acc = dot.mul_add(sx * s, acc);
+                    }
                 }
-                *o = a.scale[r] * acc;
+                *o = if a.per_row { a.scale[r] * acc } else { acc };
             }
             y.write(r, t * NR, &out[..tile_cols(t, w.n)]);
         }
     }
+}
+
+/// Quantizes one row to int8 blocks (see [`super::QuantizeBlocks`]).
+pub(crate) unsafe fn quantize_blocks_scalar(
+    x: &[f32],
+    q: &mut [i8],
+    scales: &mut [f32],
+    sums: &mut [i32],
+) {
+    q.fill(0);
+    for (b, block) in x.chunks(DYN8_BLOCK).enumerate() {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0;
+        for (i, &v) in block.iter().enumerate() {
+            let c = (v * inv).round_ties_even() as i32;
+            q[b * DYN8_BLOCK + i] = c as i8;
+            sum += c;
+        }
+        scales[b] = amax / 127.0;
+        sums[b] = sum;
+    }
+    let used = x.len().div_ceil(DYN8_BLOCK);
+    scales[used..].fill(0.0);
+    sums[used..].fill(0);
 }

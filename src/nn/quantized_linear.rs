@@ -1,5 +1,5 @@
-//! `QuantizedLinear`: a linear layer whose weights are INT8 or INT4, dequantized on the fly
-//! inside the kernels.
+//! `QuantizedLinear`: a linear layer whose weights are INT8, INT4 or 4-bit codebook codes,
+//! dequantized on the fly inside the kernels.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,13 +8,15 @@ use std::sync::OnceLock;
 use super::{bias_values, forward_last_axis, Linear, Module};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::quant::{ActivationMode, Granularity, QuantConfig, QuantizedTensor, ScaleDType};
+use crate::quant::{
+    ActivationMode, Granularity, QuantConfig, QuantizedTensor, ScaleDType, WeightFormat,
+};
 use crate::tensor::Tensor;
 
 /// What a layer remembers about its quantized weight without keeping the logical copy.
 #[derive(Debug, Clone, Copy)]
 struct WeightInfo {
-    bits: u8,
+    format: WeightFormat,
     granularity: Granularity,
     scale_dtype: ScaleDType,
     symmetric: bool,
@@ -44,7 +46,7 @@ impl<B: Backend> fmt::Debug for QuantizedLinear<B> {
         f.debug_struct("QuantizedLinear")
             .field("in_features", &self.in_features)
             .field("out_features", &self.out_features)
-            .field("bits", &self.info.bits)
+            .field("format", &self.info.format)
             .field("granularity", &self.info.granularity)
             .field("symmetric", &self.info.symmetric)
             .field("activations", &self.mode)
@@ -109,7 +111,7 @@ impl<B: Backend> QuantizedLinear<B> {
         let bias_f32 = bias_values("QuantizedLinear::new", bias.as_ref(), out_features)?;
         let weights = B::pack_quant(&device, &weight_q, mode)?;
         let info = WeightInfo {
-            bits: weight_q.bits(),
+            format: weight_q.format(),
             granularity: weight_q.granularity(),
             scale_dtype: weight_q.scale_dtype(),
             symmetric: weight_q.is_symmetric(),
@@ -150,8 +152,12 @@ impl<B: Backend> QuantizedLinear<B> {
         B::quant_packed_bytes(&self.weights)
     }
 
+    /// Bits per code: 8 or 4.
     pub fn bits(&self) -> u8 {
-        self.info.bits
+        self.info.format.bits()
+    }
+    pub fn format(&self) -> WeightFormat {
+        self.info.format
     }
     pub fn granularity(&self) -> Granularity {
         self.info.granularity

@@ -1,7 +1,50 @@
-//! `QuantConfig`: how weights are quantized (bits, scale granularity, zero points, scale
-//! precision) and how activations are handled at run time.
+//! `QuantConfig`: how weights are quantized (code format, scale granularity, zero points,
+//! scale precision) and how activations are handled at run time.
 
 use crate::error::{Error, Result};
+
+/// What a weight code means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// 8-bit integer codes `q ∈ [−128, 127]`: `w = scale · (q − zero)`.
+    Int8,
+    /// 4-bit integer codes `q ∈ [−8, 7]` on a uniform grid: `w = scale · (q − zero)`.
+    Int4,
+    /// 4-bit codes that index 16 non-uniform levels ([`crate::quant::codebook::CB4_LEVELS`],
+    /// denser near 0 where bell-shaped weights are): `w = scale · level[q]`. Symmetric only.
+    Cb4,
+}
+
+impl WeightFormat {
+    /// Bits per code: 8 or 4.
+    pub fn bits(self) -> u8 {
+        match self {
+            WeightFormat::Int8 => 8,
+            WeightFormat::Int4 | WeightFormat::Cb4 => 4,
+        }
+    }
+
+    /// Short name: `int8`, `int4`, `cb4`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::Int8 => "int8",
+            WeightFormat::Int4 => "int4",
+            WeightFormat::Cb4 => "cb4",
+        }
+    }
+
+    /// Parses `int8`, `int4` or `cb4`.
+    pub fn parse(s: &str) -> Result<WeightFormat> {
+        [WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Cb4]
+            .into_iter()
+            .find(|f| f.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown weight format {s:?}: expected int8, int4 or cb4"
+                ))
+            })
+    }
+}
 
 /// Which weights share one scale (and zero point).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,38 +99,73 @@ impl ScaleDType {
     }
 }
 
+/// Activations per scale in [`ActivationMode::Dyn8`]: blocks of 32 along the inputs, aligned
+/// with weight groups (which are powers of two from 32).
+pub const DYN8_BLOCK: usize = 32;
+
 /// What `forward` does with the f32 activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActivationMode {
     /// Activations stay f32: the result is `x · dequant(W)ᵀ` up to f32 rounding.
     Exact,
-    /// Each row of `x` is quantized to int8 (one scale per row) at run time and the kernel
-    /// uses integer dot products. Faster; adds an error of at most `scale_x/2 · Σ|w|` per
-    /// output, where `scale_x = max|x_row| / 127`.
+    /// Each block of [`DYN8_BLOCK`] = 32 inputs of a row of `x` is quantized to int8 with its
+    /// own scale `max|x_block| / 127` at run time; the kernel sums integer dot products per
+    /// block and scales each by `scale_w · scale_x`. Faster than `Exact`; adds an error of at
+    /// most `Σ_blocks scale_x/2 · Σ_{k∈block} |w_k|` per output. One outlier channel only
+    /// coarsens its own block.
     Dyn8,
+    /// As `Dyn8` with one scale per row (`max|x_row| / 127`): slightly faster with
+    /// per-channel weights, much less accurate when a row has outlier channels.
+    Dyn8PerRow,
 }
 
 impl ActivationMode {
+    pub const ALL: [ActivationMode; 3] = [
+        ActivationMode::Exact,
+        ActivationMode::Dyn8,
+        ActivationMode::Dyn8PerRow,
+    ];
+
+    /// Short name: `exact`, `dyn8`, `dyn8-row`.
     pub fn name(self) -> &'static str {
         match self {
             ActivationMode::Exact => "exact",
             ActivationMode::Dyn8 => "dyn8",
+            ActivationMode::Dyn8PerRow => "dyn8-row",
         }
+    }
+
+    /// Parses `exact`, `dyn8` or `dyn8-row`.
+    pub fn parse(s: &str) -> Result<ActivationMode> {
+        ActivationMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown activation mode {s:?}: expected exact, dyn8 or dyn8-row"
+                ))
+            })
+    }
+
+    /// Whether activations are quantized to int8 at run time.
+    pub fn is_dyn8(self) -> bool {
+        self != ActivationMode::Exact
     }
 }
 
 /// A complete quantization recipe. Build one with [`QuantConfig::int8`], [`QuantConfig::int4`]
 /// or [`QuantConfig::builder`].
 ///
-/// The defaults were chosen from measured accuracy (README, "Accuracy"): `int8()` is
-/// symmetric, groups of 32, f16 scales chosen by a squared-error search (8.5 bits per weight,
-/// the same budget as ggml's Q8_0 and at least as accurate); `int4()` is likewise
-/// symmetric, groups of 32, f16 scales chosen by a squared-error search over both scale
-/// signs (4.5 bits per weight, the budget of ggml's Q4_0 and at least as accurate; both
-/// claims are checked in `tests/core.rs` on Gaussian and heavy-tailed weights).
+/// The defaults were chosen from measured accuracy (README, "Accuracy"; `cargo run --release
+/// --example accuracy`): `int8()` is symmetric, groups of 32, f16 scales chosen by a
+/// squared-error search (8.5 bits per weight, the budget of ggml's Q8_0 and at least as
+/// accurate); `int4()` is the [`WeightFormat::Cb4`] codebook, groups of 32, f16 scales chosen
+/// by a search with a least-squares refit (4.5 bits per weight, the budget of ggml's Q4_0,
+/// with about 0.75–0.85× its error); [`QuantConfig::int4_uniform`] is the uniform 4-bit grid.
+/// The claims are checked in `tests/core.rs` on Gaussian and heavy-tailed weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QuantConfig {
-    pub bits: u8,
+    pub format: WeightFormat,
     pub granularity: Granularity,
     pub symmetric: bool,
     pub scale_dtype: ScaleDType,
@@ -101,7 +179,7 @@ impl QuantConfig {
     /// The INT8 default (see the type's docs for why).
     pub fn int8() -> Self {
         QuantConfig {
-            bits: 8,
+            format: WeightFormat::Int8,
             granularity: Granularity::Group(32),
             symmetric: true,
             scale_dtype: ScaleDType::F16,
@@ -110,57 +188,88 @@ impl QuantConfig {
         }
     }
 
-    /// The INT4 default (see the type's docs for why).
+    /// The 4-bit default: the [`WeightFormat::Cb4`] codebook (see the type's docs for why).
     pub fn int4() -> Self {
         QuantConfig {
-            bits: 4,
-            granularity: Granularity::Group(32),
-            symmetric: true,
-            scale_dtype: ScaleDType::F16,
-            search: true,
-            activations: ActivationMode::Exact,
+            format: WeightFormat::Cb4,
+            ..Self::int4_uniform()
+        }
+    }
+
+    /// Uniform 4-bit integer codes, symmetric, groups of 32, f16 scales chosen by a search
+    /// over both scale signs (the 4-bit default before the codebook).
+    pub fn int4_uniform() -> Self {
+        QuantConfig {
+            format: WeightFormat::Int4,
+            ..Self::int8()
         }
     }
 
     /// A builder starting from [`QuantConfig::int8`].
     pub fn builder() -> QuantConfigBuilder {
-        QuantConfigBuilder(Self::int8())
+        QuantConfigBuilder {
+            config: Self::int8(),
+            bad_bits: None,
+        }
+    }
+
+    /// Bits per code: 8 or 4.
+    pub fn bits(&self) -> u8 {
+        self.format.bits()
     }
 
     /// Checks that the recipe is one the library supports.
     pub fn validate(&self) -> Result<()> {
-        if self.bits != 4 && self.bits != 8 {
-            return Err(Error::invalid(format!(
-                "bits must be 4 or 8, got {}",
-                self.bits
-            )));
+        if self.format == WeightFormat::Cb4 && !self.symmetric {
+            return Err(Error::invalid(
+                "the cb4 codebook is symmetric by construction: zero points are not supported",
+            ));
         }
         self.granularity.validate()
     }
 
-    /// The largest code magnitude of a symmetric quantizer: 127 or 7.
+    /// The largest code magnitude of a symmetric integer quantizer: 127 or 7.
     pub(crate) fn qmax(&self) -> i32 {
-        (1 << (self.bits - 1)) - 1
+        (1 << (self.bits() - 1)) - 1
     }
 
-    /// A short label such as `int4-g32` or `int8-channel-asym`.
+    /// A short label such as `int4-g32`, `cb4-g64` or `int8-channel-asym`.
     pub fn label(&self) -> String {
         let asym = if self.symmetric { "" } else { "-asym" };
-        format!("int{}-{}{asym}", self.bits, self.granularity.name())
+        format!("{}-{}{asym}", self.format.name(), self.granularity.name())
     }
 }
 
 /// Builds a [`QuantConfig`]; `build` validates it.
 #[derive(Debug, Clone, Copy)]
-pub struct QuantConfigBuilder(QuantConfig);
+pub struct QuantConfigBuilder {
+    config: QuantConfig,
+    /// A width `bits` was given that no format has, reported by `build`.
+    bad_bits: Option<u8>,
+}
 
 impl QuantConfigBuilder {
+    /// 8 selects [`WeightFormat::Int8`], 4 the uniform [`WeightFormat::Int4`]; any other
+    /// width makes `build` fail.
     pub fn bits(mut self, bits: u8) -> Self {
-        self.0.bits = bits;
+        match bits {
+            8 => self.config.format = WeightFormat::Int8,
+            4 => self.config.format = WeightFormat::Int4,
+            _ => {
+                self.bad_bits = Some(bits);
+                return self;
+            }
+        }
+        self.bad_bits = None;
+        self
+    }
+    pub fn format(mut self, format: WeightFormat) -> Self {
+        self.config.format = format;
+        self.bad_bits = None;
         self
     }
     pub fn granularity(mut self, granularity: Granularity) -> Self {
-        self.0.granularity = granularity;
+        self.config.granularity = granularity;
         self
     }
     /// Shorthand for `granularity(Granularity::Group(g))`.
@@ -168,23 +277,26 @@ impl QuantConfigBuilder {
         self.granularity(Granularity::Group(g))
     }
     pub fn symmetric(mut self, symmetric: bool) -> Self {
-        self.0.symmetric = symmetric;
+        self.config.symmetric = symmetric;
         self
     }
     pub fn scale_dtype(mut self, scale_dtype: ScaleDType) -> Self {
-        self.0.scale_dtype = scale_dtype;
+        self.config.scale_dtype = scale_dtype;
         self
     }
     pub fn search(mut self, search: bool) -> Self {
-        self.0.search = search;
+        self.config.search = search;
         self
     }
     pub fn activations(mut self, mode: ActivationMode) -> Self {
-        self.0.activations = mode;
+        self.config.activations = mode;
         self
     }
     pub fn build(self) -> Result<QuantConfig> {
-        self.0.validate()?;
-        Ok(self.0)
+        if let Some(b) = self.bad_bits {
+            return Err(Error::invalid(format!("bits must be 4 or 8, got {b}")));
+        }
+        self.config.validate()?;
+        Ok(self.config)
     }
 }

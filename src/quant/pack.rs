@@ -9,20 +9,24 @@
 //! tile t: [ weights: group 0 | group 1 | ... ][ scales: G × 16 ][ zero points: G × 16 i8 ]
 //! ```
 //!
-//! Within a group, inputs go in steps of 4 (int8) or 8 (int4): each step is 64 bytes, one
-//! dword per column. For int8 the dword's byte `j` is the code of input `4s+j`; for int4 its
-//! byte `j` holds input `8s+j` in the low nibble and input `8s+4+j` in the high nibble, each
-//! in offset binary (`q + 8`, 0..15): masking a nibble then gives an unsigned byte that
-//! `vpdpbusd` takes as is, with no table lookup.
+//! Within a group, inputs go in steps of 4 (8-bit codes) or 8 (4-bit codes): each step is 64
+//! bytes, one dword per column. For int8 the dword's byte `j` is the code of input `4s+j`; for
+//! 4-bit codes its byte `j` holds input `8s+j` in the low nibble and input `8s+4+j` in the
+//! high nibble. Codes are stored unsigned: int8 as `q + 128`, int4 as `q + 8` (offset
+//! binary), cb4 as the level index. A masked nibble or a whole byte is then an unsigned
+//! operand that `vpdpbusd` takes as is (int4 with no lookup, cb4 after one `vpermb`), and the
+//! offset is taken back through the activations' block sums.
 //! So one 512-bit load gives 16 columns × 4 (or 8) inputs, the operand shape of `vpdpbusd`,
 //! and shifting each dword exposes one input across 16 columns for f32 FMAs.
-//! The last group is padded with zero codes to a multiple of 8 inputs.
+//! The last group is padded to a multiple of 8 inputs with codes whose value is 0 (for cb4
+//! any code: the padding activations are 0).
 
 use std::sync::Arc;
 
 use crate::backend::alloc::{AlignedBuf, HostAllocator, ALIGN};
 use crate::error::{checked_product, Result};
-use crate::quant::config::{Granularity, ScaleDType};
+use crate::quant::codebook::LEVELS;
+use crate::quant::config::{Granularity, ScaleDType, WeightFormat};
 use crate::quant::tensor::{QuantizedParts, QuantizedTensor};
 
 /// Columns per tile.
@@ -35,6 +39,8 @@ pub const CHANNEL_CHUNK: usize = 1024;
 pub struct PackedQuant {
     pub n: usize,
     pub k: usize,
+    pub format: WeightFormat,
+    /// 8 or 4 (`format.bits()`).
     pub bits: u8,
     pub granularity: Granularity,
     pub scale_dtype: ScaleDType,
@@ -52,10 +58,11 @@ pub struct PackedQuant {
     pub scales_offset: usize,
     /// Offset of the zero points inside a tile.
     pub zeros_offset: usize,
-    /// Per column: `128 · Σ_g scale_g · Σ_k q_k` for int8 weights (the correction when
-    /// activations are offset to unsigned for `vpdpbusd`); 0 for int4, whose offset lives in
-    /// the weights and is corrected through the activations' group sums.
-    pub offset_correction: Vec<f32>,
+    /// The value each stored 4-bit code stands for, indexed by the stored nibble: int4
+    /// `−8..=7` (offset binary), cb4 its level; for the kernels' in-register lookups.
+    pub nibble_values: [i8; LEVELS],
+    /// The codebook of a cb4 tensor (kept to rebuild the logical form).
+    pub codebook: Option<[i8; LEVELS]>,
     pub buf: AlignedBuf,
 }
 
@@ -94,14 +101,35 @@ impl PackedQuant {
         }
     }
 
-    /// Code of input `kk` (within kernel group `g`) of column `c` of tile `t`.
-    pub fn code(&self, t: usize, g: usize, kk: usize, c: usize) -> i8 {
+    /// The stored (unsigned) code of input `kk` (within kernel group `g`) of column `c` of
+    /// tile `t`.
+    fn stored(&self, t: usize, g: usize, kk: usize, c: usize) -> u8 {
         let (byte, shift) = code_position(self.bits, g * self.group_bytes, kk, c);
         let b = self.tile(t)[byte];
         if self.bits == 8 {
-            b as i8
+            b
         } else {
-            ((b >> shift) & 0x0F) as i8 - 8
+            (b >> shift) & 0x0F
+        }
+    }
+
+    /// The logical code of input `kk` of column `c` (as `QuantizedTensor::code` gives it):
+    /// the signed integer, or the level index for cb4.
+    pub fn code(&self, t: usize, g: usize, kk: usize, c: usize) -> i8 {
+        let s = self.stored(t, g, kk, c);
+        match self.format {
+            WeightFormat::Int8 => (s ^ 0x80) as i8,
+            WeightFormat::Int4 => s as i8 - 8,
+            WeightFormat::Cb4 => s as i8,
+        }
+    }
+
+    /// The integer the scale multiplies for input `kk` of column `c`: `q − zero`, or the
+    /// level.
+    pub fn value(&self, t: usize, g: usize, kk: usize, c: usize) -> i32 {
+        match self.format {
+            WeightFormat::Cb4 => self.nibble_values[self.stored(t, g, kk, c) as usize] as i32,
+            _ => self.code(t, g, kk, c) as i32 - self.zero(t, g, c) as i32,
         }
     }
 }
@@ -122,7 +150,7 @@ fn code_position(bits: u8, group_offset: usize, kk: usize, c: usize) -> (usize, 
 
 /// Packs a logical quantized tensor into kernel layout.
 pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Result<PackedQuant> {
-    let (n, k, bits) = (q.out_features(), q.in_features(), q.bits());
+    let (n, k, bits, format) = (q.out_features(), q.in_features(), q.bits(), q.format());
     let kg = match q.granularity() {
         Granularity::Group(g) => g,
         _ => CHANNEL_CHUNK,
@@ -140,37 +168,39 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
     let tile_bytes = (zeros_offset + zero_bytes).next_multiple_of(ALIGN);
     let total = checked_product(&[tiles, tile_bytes], "packed weights")?;
     let mut buf = AlignedBuf::zeroed(total, host)?;
-    let mut offset_correction = vec![0f32; tiles * NR];
+    // Padding inputs and padding columns are stored as value 0: byte 128 for int8, nibble 8
+    // for int4 (cb4 padding multiplies zero activations, so any index will do).
+    let padding = match format {
+        WeightFormat::Int8 => 0x80,
+        WeightFormat::Int4 => 0x88,
+        WeightFormat::Cb4 => 0x00,
+    };
     {
         let bytes = buf.as_mut_slice();
-        if bits == 4 {
-            // Padding inputs and padding columns must read as code 0, which is nibble 8.
-            for tile in bytes.chunks_mut(tile_bytes) {
-                tile[..weight_bytes].fill(0x88);
-            }
+        for tile in bytes.chunks_mut(tile_bytes) {
+            tile[..weight_bytes].fill(padding);
         }
-        for (r, correction_out) in offset_correction.iter_mut().enumerate().take(n) {
+        for r in 0..n {
             let (t, c) = (r / NR, r % NR);
             let tile = &mut bytes[t * tile_bytes..(t + 1) * tile_bytes];
-            let mut correction = 0f32;
             for g in 0..groups {
                 let start = g * kg;
                 let len = (k - start).min(kg);
                 let (scale, zero) = q.scale_and_zero(r, start);
-                let mut code_sum = 0i32;
                 for kk in 0..len {
-                    let code = q.code(r, start + kk);
-                    code_sum += code as i32;
+                    let code = q.code(r, start + kk) as u8;
                     let (byte, shift) = code_position(bits, g * group_bytes, kk, c);
-                    tile[byte] = if bits == 8 {
-                        code as u8
-                    } else {
-                        let nib = (code as u8 & 0x0F) ^ 0x08;
-                        (tile[byte] & !(0x0F << shift)) | (nib << shift)
+                    tile[byte] = match format {
+                        WeightFormat::Int8 => code ^ 0x80,
+                        _ => {
+                            let nib = if format == WeightFormat::Int4 {
+                                (code & 0x0F) ^ 0x08
+                            } else {
+                                code
+                            };
+                            (tile[byte] & !(0x0F << shift)) | (nib << shift)
+                        }
                     };
-                }
-                if bits == 8 {
-                    correction += 128.0 * scale * code_sum as f32;
                 }
                 let si = scales_offset + (g * NR + c) * ss;
                 match q.scale_dtype() {
@@ -183,12 +213,16 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
                     tile[zeros_offset + g * NR + c] = zero as u8;
                 }
             }
-            *correction_out = correction;
         }
     }
+    let nibble_values = match q.codebook() {
+        Some(levels) => *levels,
+        None => std::array::from_fn(|i| i as i8 - 8),
+    };
     Ok(PackedQuant {
         n,
         k,
+        format,
         bits,
         granularity: q.granularity(),
         scale_dtype: q.scale_dtype(),
@@ -200,7 +234,8 @@ pub fn pack_quant(q: &QuantizedTensor, host: Option<&Arc<HostAllocator>>) -> Res
         group_bytes,
         scales_offset,
         zeros_offset,
-        offset_correction,
+        nibble_values,
+        codebook: q.codebook().copied(),
         buf,
     })
 }
@@ -246,6 +281,7 @@ pub fn unpack_quant(p: &PackedQuant) -> QuantizedTensor {
         data,
         scales,
         zero_points: zeros,
+        codebook: p.codebook,
     })
     .expect("unpacking a packed tensor reproduces a valid logical tensor")
 }

@@ -9,11 +9,13 @@
 //!
 //! Error bound: a weight inside the representable range `[s·(qmin−z) − s/2, s·(qmax−z) + s/2]`
 //! dequantizes within `|s|/2` of its value; one outside it (clipped by the search) maps to
-//! the nearest end code.
+//! the nearest end code. `cb4` groups take the scale search of `codebook.rs` and each weight
+//! the nearest of the 16 levels.
 
 use crate::backend::pool::Executor;
 use crate::error::{check_finite, Error, Result};
-use crate::quant::config::{Granularity, QuantConfig, ScaleDType};
+use crate::quant::codebook::{self, Codebook};
+use crate::quant::config::{Granularity, QuantConfig, ScaleDType, WeightFormat};
 use crate::quant::tensor::{QuantizedParts, QuantizedTensor};
 
 /// Scale, zero point and codes chosen for one group.
@@ -30,7 +32,7 @@ fn code_range(bits: u8) -> (i32, i32) {
 }
 
 /// Rounds a scale to what its storage type can hold.
-fn store_scale(s: f32, dtype: ScaleDType) -> f32 {
+pub(crate) fn store_scale(s: f32, dtype: ScaleDType) -> f32 {
     match dtype {
         ScaleDType::F32 => s,
         ScaleDType::F16 => half::f16::from_f32(s).to_f32(),
@@ -82,7 +84,7 @@ fn refit_symmetric(vals: &[f32], s: f32, range: (i32, i32)) -> f32 {
 }
 
 fn choose_symmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
-    let range = code_range(cfg.bits);
+    let range = code_range(cfg.bits());
     let amax = vals.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let qmax = cfg.qmax() as f32;
     let mut best = GroupChoice {
@@ -119,7 +121,7 @@ fn choose_symmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
         return Ok(best);
     }
     // Divisors around qmax+1 (int8 needs a narrow window, int4 gains from clipping).
-    let (lo_f, hi_f, steps) = if cfg.bits == 8 {
+    let (lo_f, hi_f, steps) = if cfg.bits() == 8 {
         (0.97f32, 1.06f32, 6)
     } else {
         (0.75f32, 1.35f32, 16)
@@ -140,7 +142,7 @@ fn choose_symmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
 }
 
 fn choose_asymmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
-    let range = code_range(cfg.bits);
+    let range = code_range(cfg.bits());
     let levels = (range.1 - range.0) as f32;
     let lo = vals.iter().fold(f32::INFINITY, |m, &v| m.min(v));
     let hi = vals.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -199,10 +201,17 @@ fn choose_asymmetric(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
 }
 
 /// Writes the codes of `vals` into positions `start..` of a row of codes.
-fn write_codes(row: &mut [u8], start: usize, vals: &[f32], g: &GroupChoice, bits: u8) {
+fn write_codes(row: &mut [u8], start: usize, vals: &[f32], g: &GroupChoice, format: WeightFormat) {
+    let bits = format.bits();
     let range = code_range(bits);
+    let cb = Codebook::cb4();
+    let inv = 1.0 / g.scale;
     for (i, &w) in vals.iter().enumerate() {
-        let q = code_of(w, g.scale, g.zero as i32, range) as i8 as u8;
+        let q = match format {
+            WeightFormat::Cb4 if g.scale == 0.0 => cb.zero_index() as u8,
+            WeightFormat::Cb4 => cb.index(w, inv) as u8,
+            _ => code_of(w, g.scale, g.zero as i32, range) as i8 as u8,
+        };
         let col = start + i;
         if bits == 8 {
             row[col] = q;
@@ -215,7 +224,15 @@ fn write_codes(row: &mut [u8], start: usize, vals: &[f32], g: &GroupChoice, bits
 }
 
 fn choose(vals: &[f32], cfg: &QuantConfig) -> Result<GroupChoice> {
-    if cfg.symmetric {
+    if cfg.format == WeightFormat::Cb4 {
+        let (scale, sse) =
+            codebook::choose_scale(vals, Codebook::cb4(), cfg.scale_dtype, cfg.search)?;
+        Ok(GroupChoice {
+            scale,
+            zero: 0,
+            sse,
+        })
+    } else if cfg.symmetric {
         choose_symmetric(vals, cfg)
     } else {
         choose_asymmetric(vals, cfg)
@@ -245,7 +262,7 @@ pub fn quantize_weights(
         ));
     }
     check_finite(w, "weights")?;
-    let row_bytes = if cfg.bits == 8 { k } else { k.div_ceil(2) };
+    let row_bytes = if cfg.bits() == 8 { k } else { k.div_ceil(2) };
     let group = match cfg.granularity {
         Granularity::Group(g) => g,
         _ => k,
@@ -258,7 +275,7 @@ pub fn quantize_weights(
     if cfg.granularity == Granularity::PerTensor {
         let g = choose(w, cfg)?;
         for (r, row) in data.chunks_mut(row_bytes).enumerate() {
-            write_codes(row, 0, &w[r * k..(r + 1) * k], &g, cfg.bits);
+            write_codes(row, 0, &w[r * k..(r + 1) * k], &g, cfg.format);
         }
         scales.truncate(1);
         zeros.truncate(1);
@@ -280,7 +297,7 @@ pub fn quantize_weights(
                     let vals = &w[r * k + start..r * k + (start + group).min(k)];
                     match choose(vals, cfg) {
                         Ok(g) => {
-                            write_codes(&mut codes[i * row_bytes..], start, vals, &g, cfg.bits);
+                            write_codes(&mut codes[i * row_bytes..], start, vals, &g, cfg.format);
                             sc.push((g.scale, g.zero));
                         }
                         Err(e) => {
@@ -308,11 +325,12 @@ pub fn quantize_weights(
     QuantizedTensor::from_parts(QuantizedParts {
         out_features: n,
         in_features: k,
-        bits: cfg.bits,
+        bits: cfg.bits(),
         granularity: cfg.granularity,
         scale_dtype: cfg.scale_dtype,
         data,
         scales,
         zero_points: zeros,
+        codebook: (cfg.format == WeightFormat::Cb4).then_some(codebook::CB4_LEVELS),
     })
 }

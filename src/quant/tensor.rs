@@ -8,20 +8,24 @@
 //!   * 8 bits: one signed byte (two's complement, `i8`) per weight; a row is `K` bytes.
 //!   * 4 bits: two weights per byte; a row is `ceil(K/2)` bytes. Weight `k` of a row lives
 //!     in byte `k/2`: the **low nibble holds the even `k`**, the high nibble the odd `k`.
-//!     A nibble is a signed two's complement value in `[-8, 7]`. When `K` is odd the unused
-//!     high nibble of a row's last byte is 0.
+//!     For integer codes a nibble is a signed two's complement value in `[-8, 7]`; for the
+//!     `cb4` codebook it is an unsigned index `0..=15` into the 16 `codebook` levels. When
+//!     `K` is odd the unused high nibble of a row's last byte is 0.
 //! * **scales**: one per group, row-major `[N][G]` where `G` = groups per row
 //!   (`PerTensor`: a single scale; `PerChannel`: `G = 1`; `Group(g)`: `G = ceil(K/g)`, the
 //!   last group holding `K - (G-1)·g` weights). Scales may be negative. They are held as f32;
 //!   with [`ScaleDType::F16`] every scale is exactly representable in f16 and is counted
 //!   (and serialised) as 2 bytes.
-//! * **zero points** (asymmetric only): one `i8` per scale, same indexing; empty when
-//!   symmetric.
+//! * **zero points** (asymmetric integer codes only): one `i8` per scale, same indexing;
+//!   empty when symmetric.
+//! * **codebook** (`cb4` only): 16 strictly ascending `i8` levels.
 //!
-//! A weight dequantizes as `w = scale · (q − zero)` (zero = 0 when symmetric), computed in f32.
+//! A weight dequantizes as `w = scale · (q − zero)` (zero = 0 when symmetric) for integer
+//! codes and as `w = scale · codebook[q]` for `cb4`, computed in f32.
 
 use crate::error::{checked_product, Error, Result};
-use crate::quant::config::{Granularity, ScaleDType};
+use crate::quant::codebook::{validate_levels, LEVELS};
+use crate::quant::config::{Granularity, ScaleDType, WeightFormat};
 
 /// Quantized weights `[out, in]` with their scales and zero points (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +38,7 @@ pub struct QuantizedTensor {
     data: Vec<u8>,
     scales: Vec<f32>,
     zero_points: Vec<i8>,
+    codebook: Option<[i8; LEVELS]>,
 }
 
 /// The fields of a [`QuantizedTensor`], for building one from data made elsewhere.
@@ -48,6 +53,8 @@ pub struct QuantizedParts {
     pub scales: Vec<f32>,
     /// Empty for symmetric quantization.
     pub zero_points: Vec<i8>,
+    /// The 16 levels 4-bit codes index (`cb4`), or `None` for integer codes.
+    pub codebook: Option<[i8; LEVELS]>,
 }
 
 impl QuantizedTensor {
@@ -62,6 +69,7 @@ impl QuantizedTensor {
             data,
             scales,
             zero_points,
+            codebook,
         } = parts;
         if n == 0 || k == 0 {
             return Err(Error::invalid(format!(
@@ -73,6 +81,14 @@ impl QuantizedTensor {
         }
         granularity.validate()?;
         checked_product(&[n, k], "weight shape")?;
+        if let Some(levels) = &codebook {
+            if bits != 4 || !zero_points.is_empty() {
+                return Err(Error::invalid(
+                    "a codebook needs 4-bit codes and no zero points",
+                ));
+            }
+            validate_levels(levels)?;
+        }
         let t = QuantizedTensor {
             out_features: n,
             in_features: k,
@@ -82,6 +98,7 @@ impl QuantizedTensor {
             data,
             scales,
             zero_points,
+            codebook,
         };
         let want_data = n * t.row_bytes();
         if t.data.len() != want_data {
@@ -143,6 +160,7 @@ impl QuantizedTensor {
             data: self.data,
             scales: self.scales,
             zero_points: self.zero_points,
+            codebook: self.codebook,
         }
     }
 
@@ -158,6 +176,18 @@ impl QuantizedTensor {
     }
     pub fn bits(&self) -> u8 {
         self.bits
+    }
+    /// `Int8`, `Int4`, or `Cb4` when the codes index a codebook.
+    pub fn format(&self) -> WeightFormat {
+        match (self.bits, self.codebook) {
+            (8, _) => WeightFormat::Int8,
+            (_, None) => WeightFormat::Int4,
+            (_, Some(_)) => WeightFormat::Cb4,
+        }
+    }
+    /// The levels 4-bit codes index (`cb4`), `None` for integer codes.
+    pub fn codebook(&self) -> Option<&[i8; LEVELS]> {
+        self.codebook.as_ref()
     }
     pub fn granularity(&self) -> Granularity {
         self.granularity
@@ -210,19 +240,32 @@ impl QuantizedTensor {
         }
     }
 
-    /// The signed code of weight `(row, col)`.
+    /// The code of weight `(row, col)`: the signed integer for integer codes, the level
+    /// index `0..=15` for a codebook.
     pub fn code(&self, row: usize, col: usize) -> i8 {
         let row_data = &self.data[row * self.row_bytes()..];
         if self.bits == 8 {
-            row_data[col] as i8
+            return row_data[col] as i8;
+        }
+        let byte = row_data[col / 2];
+        let nibble = if col.is_multiple_of(2) {
+            byte & 0x0F
         } else {
-            let byte = row_data[col / 2];
-            let nibble = if col.is_multiple_of(2) {
-                byte & 0x0F
-            } else {
-                byte >> 4
-            };
+            byte >> 4
+        };
+        if self.codebook.is_some() {
+            nibble as i8
+        } else {
             ((nibble << 4) as i8) >> 4
+        }
+    }
+
+    /// The integer the scale of weight `(row, col)` multiplies: `q − zero`, or the level.
+    pub fn value(&self, row: usize, col: usize) -> i32 {
+        let q = self.code(row, col);
+        match &self.codebook {
+            Some(levels) => levels[q as usize] as i32,
+            None => q as i32 - self.scale_and_zero(row, col).1 as i32,
         }
     }
 
@@ -243,20 +286,22 @@ impl QuantizedTensor {
         )
     }
 
-    /// The dequantized weights `[out, in]`, row-major: `scale · (q − zero)` in f32.
+    /// The dequantized weights `[out, in]`, row-major: `scale · (q − zero)` or
+    /// `scale · level[q]`, in f32.
     pub fn dequantize(&self) -> Vec<f32> {
         let (n, k) = (self.out_features, self.in_features);
         let mut out = Vec::with_capacity(n * k);
         for r in 0..n {
             for c in 0..k {
-                let (s, z) = self.scale_and_zero(r, c);
-                out.push(s * (self.code(r, c) as i32 - z as i32) as f32);
+                out.push(self.scale_and_zero(r, c).0 * self.value(r, c) as f32);
             }
         }
         out
     }
 
-    /// Bytes this tensor keeps: codes, scales (at their storage width) and zero points.
+    /// Bytes this tensor keeps per weight: codes, scales (at their storage width) and zero
+    /// points. A codebook's 16 levels are per-tensor metadata, like the shape, and are not
+    /// counted.
     pub fn size_in_bytes(&self) -> usize {
         self.data.len()
             + self.scales.len() * self.scale_dtype.size_in_bytes()

@@ -60,7 +60,8 @@ double dequant(const qlinear::QuantizedParts& p, std::size_t r, std::size_t c) {
     } else {
         std::uint8_t b = p.codes[r * ((p.in_features + 1) / 2) + c / 2];
         int nib = (c % 2 == 0) ? (b & 0x0F) : (b >> 4);
-        q = nib >= 8 ? nib - 16 : nib;
+        // A codebook nibble indexes its levels; an integer nibble is two's complement.
+        q = !p.codebook.empty() ? p.codebook[nib] : nib >= 8 ? nib - 16 : nib;
     }
     std::size_t gs =
         p.granularity == qlinear::Granularity::Group ? p.group_size : p.in_features;
@@ -90,7 +91,10 @@ void expect_matches_reference(const qlinear::QuantizedLinear& q, const std::vect
                 sw += std::fabs(w);
             }
             double tol = 1e-4 * mag + 1e-6;
-            if (p.activation_mode == qlinear::ActivationMode::Dyn8) tol += xmax / 127.0 / 2.0 * sw;
+            // Either dyn8 mode: half a step of the row's largest activation bounds the
+            // block-wise steps too.
+            if (p.activation_mode != qlinear::ActivationMode::Exact)
+                tol += xmax / 127.0 / 2.0 * sw;
             EXPECT_NEAR(y[r * n + j], ref, tol) << "row " << r << " out " << j;
         }
     }
@@ -165,6 +169,11 @@ TEST(QuantConfig, SettersAndErrors) {
                  QLINEAR_ERR_INVALID_ARGUMENT);
     auto c4 = qlinear::QuantConfig::int4();
     EXPECT_NE(c4.get(), nullptr);
+    // The cb4 default has no zero points; the uniform grid takes them.
+    expect_error([&] { c4.symmetric(false); }, QLINEAR_ERR_INVALID_ARGUMENT);
+    expect_error([&] { c4.format(static_cast<qlinear::WeightFormat>(7)); },
+                 QLINEAR_ERR_INVALID_ARGUMENT);
+    qlinear::QuantConfig::int4_uniform().symmetric(false);
 }
 
 TEST(Linear, ForwardMatchesReference) {
@@ -210,7 +219,7 @@ TEST(Linear, ForwardMatchesReference) {
 
 struct Recipe {
     const char* name;
-    bool int4;
+    qlinear::WeightFormat format;
     qlinear::Granularity granularity;
     std::size_t group;
     bool symmetric;
@@ -227,15 +236,17 @@ TEST_P(Recipes, QuantizeForwardMatchesReference) {
         SCOPED_TRACE(std::string(rc.name) + " " + std::to_string(n) + "x" + std::to_string(k));
         auto w = random_vec(n * k, 0.3f, 10 + n), b = random_vec(n, 0.1f, 20 + n),
              x = random_vec(R * k, 1.f, 30 + n);
-        auto cfg = rc.int4 ? qlinear::QuantConfig::int4() : qlinear::QuantConfig::int8();
-        cfg.granularity(rc.granularity, rc.group)
+        auto cfg = qlinear::QuantConfig::int8();
+        cfg.format(rc.format)
+            .granularity(rc.granularity, rc.group)
             .symmetric(rc.symmetric)
             .scale_dtype(rc.scale_dtype)
             .activation_mode(rc.mode);
         auto q = qlinear::quantize(dev, w, n, k, cfg, b);
         EXPECT_EQ(q.out_features(), n);
         EXPECT_EQ(q.in_features(), k);
-        EXPECT_EQ(q.bits(), rc.int4 ? 4u : 8u);
+        EXPECT_EQ(q.bits(), rc.format == qlinear::WeightFormat::Int8 ? 8u : 4u);
+        EXPECT_EQ(q.format(), rc.format);
         EXPECT_EQ(q.granularity(), rc.granularity);
         EXPECT_EQ(q.group_size(), rc.group);
         EXPECT_EQ(q.symmetric(), rc.symmetric);
@@ -261,6 +272,7 @@ TEST_P(Recipes, QuantizeForwardMatchesReference) {
         // Rebuilt from its parts (plus the bias): bit-identical.
         auto parts = q.parts();
         EXPECT_EQ(parts.zero_points.empty(), rc.symmetric);
+        EXPECT_EQ(parts.codebook.size(), rc.format == qlinear::WeightFormat::Cb4 ? 16u : 0u);
         auto lengths = qlinear::QuantizedLinear::layout_lengths(n, k, parts.bits,
                                                                 parts.granularity, parts.group_size);
         EXPECT_EQ(lengths.first, parts.codes.size());
@@ -274,18 +286,25 @@ TEST_P(Recipes, QuantizeForwardMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(
     All, Recipes,
     ::testing::Values(
-        Recipe{"int8_g32_sym_f16", false, qlinear::Granularity::Group, 32, true,
+        Recipe{"int8_g32_sym_f16", qlinear::WeightFormat::Int8, qlinear::Granularity::Group, 32,
+               true, qlinear::ScaleDtype::F16, qlinear::ActivationMode::Exact},
+        Recipe{"int4_g32_sym_f16", qlinear::WeightFormat::Int4, qlinear::Granularity::Group, 32,
+               true, qlinear::ScaleDtype::F16, qlinear::ActivationMode::Exact},
+        Recipe{"int4_g32_asym_f32", qlinear::WeightFormat::Int4, qlinear::Granularity::Group, 32,
+               false, qlinear::ScaleDtype::F32, qlinear::ActivationMode::Exact},
+        Recipe{"int8_channel_asym", qlinear::WeightFormat::Int8, qlinear::Granularity::PerChannel,
+               0, false, qlinear::ScaleDtype::F32, qlinear::ActivationMode::Exact},
+        Recipe{"int4_tensor_sym", qlinear::WeightFormat::Int4, qlinear::Granularity::PerTensor, 0,
+               true, qlinear::ScaleDtype::F16, qlinear::ActivationMode::Exact},
+        Recipe{"int8_g64_dyn8", qlinear::WeightFormat::Int8, qlinear::Granularity::Group, 64,
+               true, qlinear::ScaleDtype::F16, qlinear::ActivationMode::Dyn8},
+        Recipe{"cb4_g32_f16", qlinear::WeightFormat::Cb4, qlinear::Granularity::Group, 32, true,
                qlinear::ScaleDtype::F16, qlinear::ActivationMode::Exact},
-        Recipe{"int4_g32_sym_f16", true, qlinear::Granularity::Group, 32, true,
-               qlinear::ScaleDtype::F16, qlinear::ActivationMode::Exact},
-        Recipe{"int4_g32_asym_f32", true, qlinear::Granularity::Group, 32, false,
-               qlinear::ScaleDtype::F32, qlinear::ActivationMode::Exact},
-        Recipe{"int8_channel_asym", false, qlinear::Granularity::PerChannel, 0, false,
-               qlinear::ScaleDtype::F32, qlinear::ActivationMode::Exact},
-        Recipe{"int4_tensor_sym", true, qlinear::Granularity::PerTensor, 0, true,
-               qlinear::ScaleDtype::F16, qlinear::ActivationMode::Exact},
-        Recipe{"int8_g64_dyn8", false, qlinear::Granularity::Group, 64, true,
-               qlinear::ScaleDtype::F16, qlinear::ActivationMode::Dyn8}),
+        Recipe{"cb4_g128_f32_dyn8", qlinear::WeightFormat::Cb4, qlinear::Granularity::Group, 128,
+               true, qlinear::ScaleDtype::F32, qlinear::ActivationMode::Dyn8},
+        Recipe{"int4_channel_dyn8_per_row", qlinear::WeightFormat::Int4,
+               qlinear::Granularity::PerChannel, 0, true, qlinear::ScaleDtype::F16,
+               qlinear::ActivationMode::Dyn8PerRow}),
     [](const ::testing::TestParamInfo<Recipe>& info) { return std::string(info.param.name); });
 
 TEST(QuantizedLinear, FromLinearAndHalfForwards) {
