@@ -6,6 +6,13 @@
 //! ```text
 //! cargo run --release --example bench [-- --quick] [--csv] [--threads 1,2]
 //! ```
+//!
+//! `peak_share` is the case's rate over the machine's peak measured at the start of the run
+//! (`examples/common/peaks.rs`): f32 FMA FLOP/s for f32 and exact rows, `vpdpbusd` OP/s for
+//! dyn8 rows. `stream_share` is weight GB/s over the stream read of the same bytes.
+
+#[path = "common/peaks.rs"]
+mod peaks;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +37,8 @@ struct Case {
     median_us: f64,
     weight_bytes: usize,
     stream_gbps: f64,
+    /// The peak this case is measured against (GFLOP/s or GOP/s), 0 if unknown.
+    peak: f64,
 }
 
 /// A layer under test: runs `y = f(x)` for `rows` rows.
@@ -233,6 +242,15 @@ fn main() {
         ("cb4".into(), Some(QuantConfig::int4())),
     ];
 
+    // (threads, f32 FMA GFLOP/s, vpdpbusd GOP/s), measured once before the cases.
+    let peaks_by_threads: Vec<(usize, f64, f64)> = threads
+        .iter()
+        .map(|&t| {
+            let (f, v) = peaks::peaks(t).unwrap_or((0.0, 0.0));
+            eprintln!("peaks, {t} threads: f32 FMA {f:.0} GFLOP/s, vpdpbusd {v:.0} GOP/s");
+            (t, f, v)
+        })
+        .collect();
     let mut cases = Vec::new();
     let dev_quant = CpuDevice::new().unwrap();
     for &(k, n) in shapes {
@@ -321,6 +339,13 @@ fn main() {
                                 median_us: us,
                                 weight_bytes: layers[0].weight_bytes(),
                                 stream_gbps: stream,
+                                peak: peaks_by_threads.iter().find(|p| p.0 == t).map_or(0.0, |p| {
+                                    if mode.is_some_and(|m| m.is_dyn8()) {
+                                        p.2
+                                    } else {
+                                        p.1
+                                    }
+                                }),
                             };
                             if csv {
                                 print_csv(&c);
@@ -345,14 +370,26 @@ fn weight_gbps(c: &Case) -> f64 {
     c.weight_bytes as f64 / c.median_us / 1e3
 }
 
+fn peak_share(c: &Case) -> f64 {
+    if c.peak > 0.0 {
+        gflops(c) / c.peak
+    } else {
+        f64::NAN
+    }
+}
+
+fn stream_share(c: &Case) -> f64 {
+    weight_gbps(c) / c.stream_gbps
+}
+
 fn print_csv(c: &Case) {
     use std::sync::Once;
     static HEADER: Once = Once::new();
     HEADER.call_once(|| {
-        println!("impl,format,mode,state,M,K,N,threads,median_us,gflops,weight_gbps,stream_gbps")
+        println!("impl,format,mode,state,M,K,N,threads,median_us,gflops,weight_gbps,stream_gbps,peak_share,stream_share")
     });
     println!(
-        "qlinear,{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1}",
+        "qlinear,{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.3},{:.3}",
         c.format,
         c.mode,
         c.state,
@@ -363,13 +400,15 @@ fn print_csv(c: &Case) {
         c.median_us,
         gflops(c),
         weight_gbps(c),
-        c.stream_gbps
+        c.stream_gbps,
+        peak_share(c),
+        stream_share(c)
     );
 }
 
 fn print_table(cases: &[Case]) {
     println!(
-        "{:<14} {:<6} {:<5} {:>4} {:>6} {:>6} {:>3} {:>11} {:>9} {:>9} {:>9} {:>8}",
+        "{:<14} {:<8} {:<5} {:>4} {:>6} {:>6} {:>3} {:>11} {:>9} {:>9} {:>9} {:>6} {:>6} {:>8}",
         "format",
         "mode",
         "state",
@@ -381,6 +420,8 @@ fn print_table(cases: &[Case]) {
         "GFLOP/s",
         "wGB/s",
         "streamGB/s",
+        "peak",
+        "stream",
         "vs f32"
     );
     for c in cases {
@@ -397,7 +438,7 @@ fn print_table(cases: &[Case]) {
             .map(|b| b.median_us);
         let ratio = f32_us.map_or(String::from("-"), |f| format!("{:.2}x", f / c.median_us));
         println!(
-            "{:<14} {:<6} {:<5} {:>4} {:>6} {:>6} {:>3} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
+            "{:<14} {:<8} {:<5} {:>4} {:>6} {:>6} {:>3} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2} {:>6.2} {:>8}",
             c.format,
             c.mode,
             c.state,
@@ -409,6 +450,8 @@ fn print_table(cases: &[Case]) {
             gflops(c),
             weight_gbps(c),
             c.stream_gbps,
+            peak_share(c),
+            stream_share(c),
             ratio
         );
     }

@@ -1,6 +1,6 @@
 //! # qlinear — quantized linear layers
 //!
-//! `QuantizedLinear` stores weights as INT8 or INT4 (per-tensor, per-channel or group-wise
+//! `QuantizedLinear` stores weights as INT8, INT4 or 4-bit codebook (`cb4`) codes (per-tensor, per-channel or group-wise
 //! scales, symmetric or with zero points) and dequantizes them on the fly inside
 //! multithreaded SIMD kernels chosen at run time. The same library is usable from C, C++ and
 //! Go through its C ABI (`include/qlinear.h`).
@@ -23,6 +23,12 @@
 //!
 //! Forward results are bit-identical for every thread count and executor: work is split
 //! over output rows and columns only, never over the reduction.
+
+/// The README's Rust snippets, compiled and run as doctests (its C, C++ and Go snippets are
+/// compiled by `tests/bindings.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod backend;
 pub mod dtype;

@@ -1,6 +1,7 @@
 //! The C++ and Go bindings, built and tested against the library `cargo test` just built:
 //! the C++ GoogleTest suite under AddressSanitizer and UBSan, the CMake example, and
-//! `go vet` plus `go test -race` for the Go package.
+//! `go vet` plus `go test -race` for the Go package; and the README's C, C++ and Go snippets,
+//! each compiled (type-checked) against the real headers and package.
 //!
 //! Needs g++ with GoogleTest (libgtest-dev), cmake and Go >= 1.21; a missing tool fails the
 //! test with what to install (nothing is skipped). Everything links against the
@@ -104,4 +105,131 @@ fn go_vet_and_race_tests_pass() {
     let out = go(&["test", "-race", "-count=1", "-v", "./..."]);
     assert!(out.contains("--- PASS: Example"), "{out}");
     assert!(!out.contains("--- FAIL"), "{out}");
+}
+
+/// The fenced code blocks of `lang` in the README.
+fn readme_blocks(lang: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(crate_dir().join("README.md")).unwrap();
+    let (mut blocks, mut current) = (Vec::new(), None::<String>);
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, l) if l == format!("```{lang}") => current = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                current = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(!blocks.is_empty(), "README has no ```{lang} block");
+    blocks
+}
+
+/// Each snippet becomes the body of its own function; `#include` lines move to the top and
+/// the names a snippet takes from its surroundings are declared by `preamble`.
+fn wrap_snippets(blocks: &[String], preamble: &str) -> String {
+    let mut src = String::new();
+    for b in blocks {
+        for l in b.lines().filter(|l| l.starts_with("#include")) {
+            src += l;
+            src += "\n";
+        }
+    }
+    src += preamble;
+    for (i, b) in blocks.iter().enumerate() {
+        let body: String = b
+            .lines()
+            .filter(|l| !l.starts_with("#include"))
+            .map(|l| format!("    {l}\n"))
+            .collect();
+        src += &format!("void readme_snippet_{i}(void) {{\n{body}}}\n");
+    }
+    src
+}
+
+#[test]
+fn readme_c_cpp_and_go_snippets_compile() {
+    require_tool(
+        "gcc",
+        "install a C compiler (Debian/Ubuntu: apt-get install gcc)",
+    );
+    require_tool(
+        "g++",
+        "install a C++17 compiler (Debian/Ubuntu: apt-get install g++)",
+    );
+    require_tool(
+        "go",
+        "install Go >= 1.21 (https://go.dev/dl/) and put `go` on PATH",
+    );
+    let root = crate_dir();
+    let dir = scratch("bindings", "readme");
+    let c = wrap_snippets(
+        &readme_blocks("c"),
+        "#include <stdio.h>\nextern const float *w, *bias, *x;\nextern float *y;\n\
+         extern size_t out, in, rows;\nextern qlinear_device *dev;\n",
+    );
+    std::fs::write(dir.join("readme.c"), &c).unwrap();
+    run(Command::new("gcc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-I",
+        ])
+        .arg(root.join("include"))
+        .arg(dir.join("readme.c")));
+    let cpp = wrap_snippets(
+        &readme_blocks("cpp"),
+        "#include <cstdio>\n#include <vector>\nextern std::vector<float> weights, bias, x;\n\
+         extern std::size_t out, in, rows;\n",
+    );
+    std::fs::write(dir.join("readme.cpp"), &cpp).unwrap();
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-I",
+        ])
+        .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("bindings/cpp"))
+        .arg(dir.join("readme.cpp")));
+    // Go: a module of its own that imports the package from this checkout.
+    let body: String = readme_blocks("go")
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("func snippet{i}() {{\n{b}}}\n"))
+        .collect();
+    let src = format!(
+        "package main\n\nimport (\n\t\"errors\"\n\t\"fmt\"\n\n\tqlinear \"github.com/qlinear/qlinear-go\"\n)\n\n\
+         var (\n\tweights, bias, x []float32\n\tin, out, rows int\n)\n\n{body}\n\
+         func main() {{ snippet0() }}\n"
+    );
+    let dir = dir.join("go");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.go"), src).unwrap();
+    std::fs::write(
+        dir.join("go.mod"),
+        format!(
+            "module readmecheck\n\ngo 1.21\n\nrequire github.com/qlinear/qlinear-go v0.0.0\n\n\
+             replace github.com/qlinear/qlinear-go => {}\n",
+            root.join("bindings/go").display()
+        ),
+    )
+    .unwrap();
+    run(Command::new("go")
+        .args(["vet", "."])
+        .current_dir(&dir)
+        .env("CGO_ENABLED", "1")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local"));
 }
