@@ -1,7 +1,8 @@
 //! # qlinear — quantized linear layers
 //!
-//! `QuantizedLinear` stores weights as INT8, INT4 or 4-bit codebook (`cb4`) codes (per-tensor, per-channel or group-wise
-//! scales, symmetric or with zero points) and dequantizes them on the fly inside
+//! `QuantizedLinear` stores weights as INT8, INT4 or 4-bit codebook (`cb4`) codes
+//! (per-tensor, per-channel or group-wise scales, symmetric or with zero points) and
+//! dequantizes them on the fly inside
 //! multithreaded SIMD kernels chosen at run time. The same library is usable from C, C++ and
 //! Go through its C ABI (`include/qlinear.h`).
 //!
