@@ -86,18 +86,19 @@ fn go_vet_and_race_tests_pass() {
         "go",
         "install Go >= 1.21 (https://go.dev/dl/) and put `go` on PATH",
     );
+    require_tool(
+        "pkg-config",
+        "install pkg-config (Debian/Ubuntu: apt-get install pkg-config)",
+    );
     let pkg = crate_dir().join("bindings/go");
-    let so_dir = soname_dir(&scratch("bindings", "go"));
-    // cgo puts CGO_LDFLAGS before the package's #cgo LDFLAGS: -lqlinear resolves here first
-    // (not to a possibly stale target/release), and the rpath entry for libqlinear.so.0 comes
-    // first too.
-    let ldflags = format!("-L{} -Wl,-rpath,{}", lib_dir().display(), so_dir.display());
+    // The package finds qlinear with pkg-config; this .pc points at this build.
+    let pc_dir = build_tree_pc(&scratch("bindings", "go"));
     let go = |args: &[&str]| {
         let mut cmd = Command::new("go");
         cmd.args(args)
             .current_dir(&pkg)
             .env("CGO_ENABLED", "1")
-            .env("CGO_LDFLAGS", &ldflags)
+            .env("PKG_CONFIG_PATH", &pc_dir)
             .env("GOTOOLCHAIN", "local");
         run(&mut cmd)
     };
@@ -165,8 +166,13 @@ fn readme_c_cpp_and_go_snippets_compile() {
         "go",
         "install Go >= 1.21 (https://go.dev/dl/) and put `go` on PATH",
     );
+    require_tool(
+        "pkg-config",
+        "install pkg-config (Debian/Ubuntu: apt-get install pkg-config)",
+    );
     let root = crate_dir();
     let dir = scratch("bindings", "readme");
+    let pc_dir = build_tree_pc(&dir);
     let c = wrap_snippets(
         &readme_blocks("c"),
         "#include <stdio.h>\nextern const float *w, *bias, *x;\nextern float *y;\n\
@@ -230,6 +236,7 @@ fn readme_c_cpp_and_go_snippets_compile() {
         .args(["vet", "."])
         .current_dir(&dir)
         .env("CGO_ENABLED", "1")
+        .env("PKG_CONFIG_PATH", &pc_dir)
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local"));
 }

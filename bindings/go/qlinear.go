@@ -1,15 +1,13 @@
-// Package qlinear wraps the qlinear C library: linear layers with INT8 or INT4 weights
-// (quantized linear layers) running on fast CPU kernels.
+// Package qlinear wraps the qlinear C library: linear layers with INT8, INT4 or 4-bit
+// codebook weights (quantized linear layers) running on fast CPU kernels.
 //
 // # Building
 //
-// The package links against the Rust library built in the repository that holds it:
-// run `cargo build --release` (or `cargo build`) in the repository root first. The cgo
-// directives look in ../../target/release, then ../../target/debug, and record both
-// directories as the run-time search path, so no environment variable is needed. The
-// library's SONAME is libqlinear.so.0: make that name point at the build output once,
-// for example `ln -sf libqlinear.so target/release/libqlinear.so.0`. To use another build,
-// set CGO_LDFLAGS="-L<dir> -Wl,-rpath,<dir>"; cgo puts these flags before the package's.
+// The package finds the C library with pkg-config (`#cgo pkg-config: qlinear`): install it
+// (`make install` in the qlinear repository, default prefix /usr/local) or extract a
+// release archive, and set PKG_CONFIG_PATH to its lib/pkgconfig when that is not a
+// directory pkg-config searches already. The .pc file records the library directory as the
+// run-time search path, so the program finds libqlinear.so.0 wherever the tree lies.
 //
 // # Memory and threads
 //
@@ -35,8 +33,7 @@
 package qlinear
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -L${SRCDIR}/../../target/debug -lqlinear -Wl,-rpath,${SRCDIR}/../../target/release -Wl,-rpath,${SRCDIR}/../../target/debug
+#cgo pkg-config: qlinear
 #include <stdlib.h>
 #include <string.h>
 #include "qlinear.h"

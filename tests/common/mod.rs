@@ -71,3 +71,23 @@ pub fn require_tool(tool: &str, install: &str) {
         .unwrap_or(false);
     assert!(ok, "`{tool}` not found: {install}");
 }
+
+/// A `qlinear.pc` in `dir` describing this build in place (headers in `include/`, the library
+/// in target/<profile>/deps, `libqlinear.so.0` on the rpath), for programs that find qlinear
+/// with pkg-config as they would an installed one. Returns the directory for
+/// `PKG_CONFIG_PATH`.
+pub fn build_tree_pc(dir: &Path) -> PathBuf {
+    let so_dir = soname_dir(dir);
+    let pc_dir = dir.join("pkgconfig");
+    std::fs::create_dir_all(&pc_dir).expect("pkgconfig dir");
+    let pc = format!(
+        "Name: qlinear\nDescription: qlinear (build tree)\nVersion: {}\n\
+         Cflags: -I{}\nLibs: -L{} -Wl,-rpath,{} -lqlinear\n",
+        env!("CARGO_PKG_VERSION"),
+        crate_dir().join("include").display(),
+        lib_dir().display(),
+        so_dir.display()
+    );
+    std::fs::write(pc_dir.join("qlinear.pc"), pc).expect("qlinear.pc");
+    pc_dir
+}
