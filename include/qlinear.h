@@ -546,8 +546,10 @@ qlinear_status qlinear_model_load_memory(const uint8_t *data,
                                          qlinear_model **out);
 
 /**
- * Saves `count` layers to `path` (created or truncated): `layers[i]` under the name
- * `names[i]` (UTF-8, unique, at most 4096 bytes). The layers are only read.
+ * Saves `count` layers to `path`: `layers[i]` under the name `names[i]` (UTF-8, unique, at
+ * most 4096 bytes). The layers are only read. Crash-safe: the file is written beside
+ * `path`, flushed to disk and renamed over it, so `path` always holds either its old
+ * contents or the complete new file; on any error the old file is untouched.
  *
  * Thread safety: any thread; the layers may be running forward on other threads.
  *
@@ -559,6 +561,35 @@ qlinear_status qlinear_model_save_file(const char *path,
                                        const qlinear_quantized_linear *const *layers,
                                        const char *const *names,
                                        size_t count);
+
+/**
+ * Serialises `count` layers (as `qlinear_model_save_file` would write them) into a buffer
+ * the library allocates: `*out` receives it and `*out_len` its length. Free it with
+ * `qlinear_bytes_free(*out, *out_len)`. `qlinear_model_load_memory` reads it back bit for
+ * bit. Outputs are written only on success.
+ *
+ * Thread safety: any thread; the layers may be running forward on other threads.
+ *
+ * # Safety
+ * `layers` and `names` as in `qlinear_model_save_file`; `out` and `out_len` are NULL or
+ * writable.
+ */
+qlinear_status qlinear_model_save_memory(const qlinear_quantized_linear *const *layers,
+                                         const char *const *names,
+                                         size_t count,
+                                         uint8_t **out,
+                                         size_t *out_len);
+
+/**
+ * Frees a buffer from `qlinear_model_save_memory`; `len` must be the length it returned.
+ * NULL is a no-op.
+ *
+ * Thread safety: any thread, once per buffer.
+ *
+ * # Safety
+ * `ptr` is NULL or a buffer from `qlinear_model_save_memory` of length `len`, not yet freed.
+ */
+void qlinear_bytes_free(uint8_t *ptr, size_t len);
 
 /**
  * Writes the number of layers of `model` to `count`.

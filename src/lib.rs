@@ -38,6 +38,7 @@ pub mod ffi;
 pub mod io;
 pub mod kernels;
 pub mod nn;
+pub mod os;
 pub mod quant;
 pub mod rng;
 pub mod tensor;

@@ -6,8 +6,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use qlinear::io::checkpoint::Checkpoint;
 use qlinear::io::checksum::crc32;
-use qlinear::io::safetensors::{glob_match, import, ImportOptions};
+use qlinear::io::import::{glob_match, plan, quantize_checkpoint, ImportOptions, Planned};
 use qlinear::io::{self, format};
 use qlinear::rng::SplitMix64;
 use qlinear::{
@@ -726,80 +727,106 @@ fn glob_patterns() {
 #[test]
 fn safetensors_import_and_reload() {
     let dev = dev();
-    let st = safetensors_bytes();
+    let dir = scratch("safetensors");
+    let input = dir.join("in.safetensors");
+    std::fs::write(&input, safetensors_bytes()).unwrap();
     let config = QuantConfig::int4();
-    let mut seen = Vec::new();
-    let opts = ImportOptions {
+    let opts = |include: Vec<String>| ImportOptions {
         config,
-        include: vec![],
+        include,
+        skip_bad: false,
     };
-    let layers = import(&st, &opts, &dev, |i, n, l| {
-        seen.push((i, n, l.name.clone()))
+    let out = dir.join("out.qlin");
+    let mut seen = Vec::new();
+    let report = quantize_checkpoint(&input, &out, &opts(vec![]), &dev, |e| {
+        if let qlinear::io::import::Event::Done {
+            index,
+            total,
+            layer,
+        } = e
+        {
+            seen.push((*index, *total, layer.name.clone()))
+        }
     })
     .unwrap();
     // In the file's data order (the safetensors writer orders by dtype, then name).
-    let mut names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let mut names: Vec<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
     let progress: Vec<&str> = seen.iter().map(|(_, _, n)| n.as_str()).collect();
     assert_eq!(names, progress);
     assert!(seen.iter().enumerate().all(|(i, s)| s.0 == i && s.1 == 3));
+    let ckpt = Checkpoint::open(&input).unwrap();
+    let offsets: Vec<u64> = report
+        .layers
+        .iter()
+        .map(|l| ckpt.get(&l.weight_name).unwrap().offset)
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "checkpoint order");
     names.sort_unstable();
     assert_eq!(
         names,
         ["model.l0", "model.l1", "model.l2"],
         "the 2-D float tensors"
     );
-    assert_eq!(layers[0].bias_name.as_deref(), Some("model.l0.bias"));
-    assert!(layers[0].layer.bias().is_some());
-    let l2 = layers.iter().find(|l| l.name == "model.l2").unwrap();
+    let l0 = report.layers.iter().find(|l| l.name == "model.l0").unwrap();
+    assert_eq!(l0.bias_name.as_deref(), Some("model.l0.bias"));
+    let l2 = report.layers.iter().find(|l| l.name == "model.l2").unwrap();
     assert!(
         l2.bias_name.is_none(),
         "bias of the wrong length is ignored"
     );
-    for l in &layers {
-        assert!(l.relative_error > 0.0 && l.relative_error < 0.2, "{l:?}");
+    for l in &report.layers {
+        assert!(l.weight_error > 0.0 && l.weight_error < 0.2, "{l:?}");
+        assert!(l.output_error > 0.0 && l.output_error < 0.3, "{l:?}");
     }
-    let only = import(
-        &st,
-        &ImportOptions {
-            config,
-            include: vec!["*.l1.*".into()],
-        },
-        &dev,
-        |_, _, _| {},
+    // Written and read back: the layers quantized from the same tensors, bit for bit.
+    let model = QuantizedModel::load(&out, &dev).unwrap();
+    assert_eq!(model.len(), 3);
+    assert!(model.get("model.l0").unwrap().bias().is_some());
+    let w0 = ckpt.read_f32(ckpt.get("model.l0.weight").unwrap()).unwrap();
+    let direct = QuantizedLinear::from_linear(
+        &Linear::from_tensors(
+            qlinear::CpuTensor::from_f32(w0, &[24, 64], &dev).unwrap(),
+            None,
+        )
+        .unwrap(),
+        &config,
     )
     .unwrap();
+    assert_eq!(
+        model.get("model.l0").unwrap().weight_quantized(),
+        direct.weight_quantized()
+    );
+
+    let only = plan(&ckpt, &opts(vec!["*.l1.*".into()])).unwrap();
     assert_eq!(only.len(), 1);
     assert!(matches!(
-        import(
-            &st,
-            &ImportOptions {
-                config,
-                include: vec!["nope*".into()]
-            },
-            &dev,
-            |_, _, _| {}
-        ),
+        plan(&ckpt, &opts(vec!["nope*".into()])),
         Err(Error::InvalidArgument(_))
     ));
+    // A pattern naming a non-float tensor: bad, failing the run or, with skip_bad, skipped.
+    let with_ints = plan(&ckpt, &opts(vec!["*".into()])).unwrap();
+    assert!(with_ints
+        .iter()
+        .any(|p| matches!(p, Planned::Bad { name, reason } if name == "model.ids" && reason.contains("I32"))));
     assert!(matches!(
-        import(&st[..st.len() - 3], &opts, &dev, |_, _, _| {}),
+        quantize_checkpoint(&input, &out, &opts(vec!["*".into()]), &dev, |_| {}),
+        Err(Error::InvalidArgument(m)) if m.contains("model.ids") || m.contains("model.norm")
+    ));
+    let skipping = ImportOptions {
+        skip_bad: true,
+        ..opts(vec!["*".into()])
+    };
+    let r = quantize_checkpoint(&input, &out, &skipping, &dev, |_| {}).unwrap();
+    assert_eq!(r.layers.len(), 3);
+    assert!(r.skipped.iter().any(|(n, _)| n == "model.ids"));
+    assert!(r.skipped.iter().any(|(n, _)| n == "model.norm"));
+    let mut cut = safetensors_bytes();
+    cut.truncate(cut.len() - 3);
+    std::fs::write(dir.join("cut.safetensors"), cut).unwrap();
+    assert!(matches!(
+        Checkpoint::open(dir.join("cut.safetensors")),
         Err(Error::Corrupt(_))
     ));
-
-    // Written and read back: the same forward, bit for bit.
-    let dir = scratch("safetensors");
-    let input = dir.join("in.safetensors");
-    std::fs::write(&input, &st).unwrap();
-    let out = dir.join("out.qlin");
-    let imported =
-        qlinear::io::safetensors::quantize_file(&input, &out, &opts, &dev, |_, _, _| {}).unwrap();
-    let model = QuantizedModel::load(&out, &dev).unwrap();
-    for l in &imported {
-        assert!(same_bits(
-            &forward(&l.layer, 2),
-            &forward(model.get(&l.name).unwrap(), 2)
-        ));
-    }
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
@@ -1112,4 +1139,252 @@ fn version_2_files_hold_codebook_layers_and_per_row_dyn8() {
     let mut b = good.clone();
     b[8..12].copy_from_slice(&1u32.to_le_bytes());
     expect_corrupt(&b, &dev, "version 1 with a codebook");
+}
+
+/// A checkpoint of `tensors` f32 `[n, k]` weights named `layers.{i}.weight`, written as one
+/// safetensors file.
+fn checkpoint_bytes(tensors: &[(String, usize, usize)], seed: u64) -> Vec<u8> {
+    use safetensors::tensor::TensorView;
+    let mut rng = SplitMix64::new(seed);
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, n, k)| {
+            let v: Vec<u8> = (0..n * k)
+                .flat_map(|_| (0.02 * rng.student_t(4)).to_le_bytes())
+                .collect();
+            (name.clone(), vec![*n, *k], v)
+        })
+        .collect();
+    let views: Vec<(&str, TensorView<'_>)> = data
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.as_str(),
+                TensorView::new(safetensors::Dtype::F32, s.clone(), v).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+#[test]
+fn sharded_checkpoints_by_index_or_directory_match_the_single_file() {
+    let dev = dev();
+    let dir = scratch("sharded");
+    let names: Vec<(String, usize, usize)> = (0..4)
+        .map(|i| (format!("layers.{i}.weight"), 16 + i, 64))
+        .collect();
+    let single = dir.join("model.safetensors");
+    std::fs::write(&single, checkpoint_bytes(&names, 9)).unwrap();
+    // The same tensors in two shards with an index, as Hugging Face writes them.
+    let shards = dir.join("shards");
+    std::fs::create_dir_all(&shards).unwrap();
+    let mut map = Vec::new();
+    for (s, part) in names.chunks(2).enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", s + 1);
+        // Same seed stream: regenerate all and keep this shard's tensors.
+        let all = Checkpoint::open(&single).unwrap();
+        use safetensors::tensor::TensorView;
+        let owned: Vec<(String, Vec<usize>, Vec<u8>)> = part
+            .iter()
+            .map(|(n, r, c)| {
+                let t = all.get(n).unwrap();
+                let v: Vec<u8> = all
+                    .read_f32(t)
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
+                (n.clone(), vec![*r, *c], v)
+            })
+            .collect();
+        let views: Vec<(&str, TensorView<'_>)> = owned
+            .iter()
+            .map(|(n, s, v)| {
+                (
+                    n.as_str(),
+                    TensorView::new(safetensors::Dtype::F32, s.clone(), v).unwrap(),
+                )
+            })
+            .collect();
+        std::fs::write(
+            shards.join(&file),
+            safetensors::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        for (n, _, _) in part {
+            map.push(format!("\"{n}\": \"{file}\""));
+        }
+    }
+    std::fs::write(
+        shards.join("model.safetensors.index.json"),
+        format!(
+            "{{\"metadata\": {{}}, \"weight_map\": {{{}}}}}",
+            map.join(", ")
+        ),
+    )
+    .unwrap();
+    let opts = ImportOptions {
+        config: QuantConfig::int4(),
+        include: vec![],
+        skip_bad: false,
+    };
+    let run = |input: &Path, out: &str| {
+        let out = dir.join(out);
+        quantize_checkpoint(input, &out, &opts, &dev, |_| {}).unwrap();
+        std::fs::read(out).unwrap()
+    };
+    let want = run(&single, "single.qlin");
+    assert_eq!(
+        run(&shards.join("model.safetensors.index.json"), "index.qlin"),
+        want
+    );
+    assert_eq!(run(&shards, "dir.qlin"), want);
+    let ckpt = Checkpoint::open(&shards).unwrap();
+    assert_eq!(ckpt.shards().count(), 2);
+    let order: Vec<&str> = ckpt.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "layers.0.weight",
+            "layers.1.weight",
+            "layers.2.weight",
+            "layers.3.weight"
+        ]
+    );
+    // An index naming a missing shard, or a path outside its directory, is a clean error.
+    std::fs::write(
+        dir.join("bad.safetensors.index.json"),
+        "{\"weight_map\": {\"a\": \"../x.safetensors\"}}",
+    )
+    .unwrap();
+    assert!(Checkpoint::open(dir.join("bad.safetensors.index.json")).is_err());
+}
+
+#[test]
+fn a_write_that_fails_leaves_the_old_output_byte_identical() {
+    // RLIMIT_FSIZE (`ulimit -f`, in 512-byte blocks here) makes the write fail with EFBIG
+    // part-way, as a full disk would; SIGXFSZ is ignored so the write returns the error.
+    let dir = scratch("fsize");
+    let input = dir.join("in.safetensors");
+    let names: Vec<(String, usize, usize)> =
+        (0..2).map(|i| (format!("l{i}.weight"), 256, 512)).collect();
+    std::fs::write(&input, checkpoint_bytes(&names, 3)).unwrap();
+    let out = dir.join("out.qlin");
+    let old = b"a good old model file".repeat(100);
+    std::fs::write(&out, &old).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 64; exec '{}' quantize '{}' -o '{}' --format int8 --threads 1",
+            env!("CARGO_BIN_EXE_qlinear"),
+            input.display(),
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1), "{status:?}");
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains("File too large") || stderr.contains("too large"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), old);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn killing_the_quantizer_never_tears_the_output() {
+    let dir = scratch("kill");
+    let input = dir.join("in.safetensors");
+    let names: Vec<(String, usize, usize)> = (0..6)
+        .map(|i| (format!("l{i}.weight"), 256, 1024))
+        .collect();
+    std::fs::write(&input, checkpoint_bytes(&names, 4)).unwrap();
+    let out = dir.join("out.qlin");
+    let old = b"the previous model".repeat(1000);
+    let quantize = || {
+        Command::new(env!("CARGO_BIN_EXE_qlinear"))
+            .args([
+                "quantize",
+                input.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args(["--format", "cb4", "--threads", "1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // How long a whole run takes, to spread the kills over it.
+    std::fs::write(&out, &old).unwrap();
+    let t = std::time::Instant::now();
+    assert!(quantize().wait().unwrap().success());
+    let full = t.elapsed();
+    let complete = std::fs::read(&out).unwrap();
+    let dev = dev();
+    let mut rng = SplitMix64::new(77);
+    let (mut killed_before, mut finished) = (0, 0);
+    for _ in 0..20 {
+        std::fs::write(&out, &old).unwrap();
+        let mut child = quantize();
+        std::thread::sleep(full.mul_f32(rng.uniform(0.0, 1.1)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let now = std::fs::read(&out).unwrap();
+        if now == old {
+            killed_before += 1;
+        } else {
+            // Anything else must be the complete new file.
+            assert_eq!(now, complete, "a torn or different file at the output path");
+            QuantizedModel::load(&out, &dev).unwrap();
+            finished += 1;
+        }
+    }
+    assert_eq!(killed_before + finished, 20);
+    assert!(killed_before > 0, "no kill landed before the rename");
+}
+
+#[test]
+fn loading_a_file_that_changes_underneath_never_crashes() {
+    // One thread truncates, extends and rewrites the file in a loop; 1000 loads run
+    // meanwhile. Each must return a layer set or an error: no signal, no panic.
+    let dev = dev();
+    let dir = scratch("racing");
+    let path = dir.join("model.qlin");
+    let l = layer(&dev, 64, 256, true, QuantConfig::int8(), 5);
+    let good = io::to_bytes(&[("a", &l), ("b", &l)]).unwrap();
+    std::fs::write(&path, &good).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (mut ok, mut errors) = (0, 0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = SplitMix64::new(1);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                match rng.next_u64() % 3 {
+                    0 => f.set_len(rng.next_u64() % good.len() as u64).unwrap(),
+                    1 => f.set_len(good.len() as u64 + 4096).unwrap(),
+                    _ => std::fs::write(&path, &good).unwrap(),
+                }
+            }
+        });
+        for _ in 0..1000 {
+            match QuantizedModel::load(&path, &dev) {
+                Ok(m) => {
+                    assert_eq!(m.len(), 2);
+                    ok += 1;
+                }
+                Err(Error::Corrupt(_) | Error::Io(_)) => errors += 1,
+                Err(e) => panic!("unexpected error {e:?}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(ok + errors, 1000);
 }

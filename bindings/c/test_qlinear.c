@@ -1255,6 +1255,33 @@ static void test_model(const qlinear_device *dev) {
     qlinear_quantized_linear_free(got);
     got = NULL;
 
+    /* save to memory: the same bytes as the file, and they load back bit for bit */
+    {
+        uint8_t *mem = NULL, *untouched = (uint8_t *)&len;
+        size_t mem_len = 0, file_len = 0;
+        unsigned char *file_bytes = read_all(path, &file_len);
+        qlinear_model *from_mem = NULL;
+        qlinear_quantized_linear *l0 = NULL;
+        float *y_mem = malloc(R * N * sizeof(float));
+        EXPECT(qlinear_model_save_memory(layers, names, 2, &mem, &mem_len), QLINEAR_OK);
+        CHECK(mem != NULL && file_bytes != NULL && mem_len == file_len && memcmp(mem, file_bytes, mem_len) == 0,
+              "save_memory gives the bytes save_file wrote (%zu)", mem_len);
+        EXPECT(qlinear_model_load_memory(mem, mem_len, dev, &from_mem), QLINEAR_OK);
+        EXPECT(qlinear_model_get_layer(from_mem, "attn.q_proj", &l0), QLINEAR_OK);
+        REQUIRE(qlinear_quantized_linear_forward(l0, x, R, R * K, y_mem, R * N));
+        CHECK(same_bits(y_mem, y_a, R * N), "save_memory -> load_memory: bit-identical forward");
+        EXPECT(qlinear_model_save_memory(NULL, names, 2, &untouched, &mem_len), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_model_save_memory(layers, names, 2, NULL, &mem_len), QLINEAR_ERR_NULL_ARGUMENT);
+        EXPECT(qlinear_model_save_memory(layers, names, 2, &untouched, NULL), QLINEAR_ERR_NULL_ARGUMENT);
+        CHECK(untouched == (uint8_t *)&len, "failed save_memory leaves *out untouched");
+        qlinear_bytes_free(mem, mem_len);
+        qlinear_bytes_free(NULL, 0);
+        qlinear_quantized_linear_free(l0);
+        qlinear_model_free(from_mem);
+        free(file_bytes);
+        free(y_mem);
+    }
+
     /* load from memory; the buffer is freed right after the call */
     bytes = read_all(path, &len);
     CHECK(bytes != NULL && len > 64, "read back %zu bytes", len);

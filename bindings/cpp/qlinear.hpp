@@ -610,20 +610,45 @@ public:
         return Model(m);
     }
 
-    /// Saves `layers` (name, layer) in order to `path`.
-    static void save(const std::string& path,
-                     const std::vector<std::pair<std::string, const QuantizedLinear*>>& layers) {
-        std::vector<const qlinear_quantized_linear*> hs;
-        std::vector<const char*> names;
-        for (const auto& [name, layer] : layers) {
-            hs.push_back(layer != nullptr ? layer->get() : nullptr);
-            names.push_back(name.c_str());
-        }
-        check(qlinear_model_save_file(path.c_str(), hs.data(), names.data(), hs.size()));
+    using Named = std::vector<std::pair<std::string, const QuantizedLinear*>>;
+
+    /// Saves `layers` (name, layer) in order to `path`, crash-safely: `path` holds either its
+    /// old contents or the complete new file.
+    static void save(const std::string& path, const Named& layers) {
+        Arrays a(layers);
+        check(qlinear_model_save_file(path.c_str(), a.handles.data(), a.names.data(),
+                                      a.handles.size()));
+    }
+
+    /// The bytes `save` would write; `load_memory` reads them back bit for bit.
+    static std::vector<std::uint8_t> save_memory(const Named& layers) {
+        Arrays a(layers);
+        std::uint8_t* p = nullptr;
+        std::size_t n = 0;
+        check(qlinear_model_save_memory(a.handles.data(), a.names.data(), a.handles.size(), &p,
+                                        &n));
+        std::vector<std::uint8_t> bytes(p, p + n);
+        qlinear_bytes_free(p, n);
+        return bytes;
     }
 
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
+
+private:
+    /// The C arrays of handles and names the save functions take.
+    struct Arrays {
+        std::vector<const qlinear_quantized_linear*> handles;
+        std::vector<const char*> names;
+        explicit Arrays(const Named& layers) {
+            for (const auto& [name, layer] : layers) {
+                handles.push_back(layer != nullptr ? layer->get() : nullptr);
+                names.push_back(name.c_str());
+            }
+        }
+    };
+
+public:
     Model(Model&&) noexcept = default;
     Model& operator=(Model&&) noexcept = default;
     ~Model() = default;

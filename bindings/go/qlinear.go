@@ -891,17 +891,15 @@ func LoadModelBytes(data []byte, dev *Device) (*Model, error) {
 	return newModel(p), nil
 }
 
-// SaveModel writes layers[i] under names[i], in order, to path.
-func SaveModel(path string, names []string, layers []*QuantizedLinear) error {
+// withLayerArrays calls f with C arrays of the layers' handles and names (C memory: they
+// hold C pointers only), after checking the lists.
+func withLayerArrays(names []string, layers []*QuantizedLinear, f func(**C.qlinear_quantized_linear, **C.char, C.size_t) C.qlinear_status) error {
 	if len(names) != len(layers) {
 		return invalid("%d names for %d layers", len(names), len(layers))
 	}
 	if len(layers) == 0 {
 		return invalid("no layers to save")
 	}
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	// Both arrays live in C memory: they hold C pointers only.
 	n := C.size_t(len(layers))
 	hs := unsafe.Slice((**C.qlinear_quantized_linear)(C.malloc(n*C.size_t(unsafe.Sizeof(uintptr(0))))), len(layers))
 	cs := unsafe.Slice((**C.char)(C.malloc(n*C.size_t(unsafe.Sizeof(uintptr(0))))), len(layers))
@@ -920,11 +918,35 @@ func SaveModel(path string, names []string, layers []*QuantizedLinear) error {
 		}
 	}()
 	err := call(func() C.qlinear_status {
-		return C.qlinear_model_save_file(cpath, (**C.qlinear_quantized_linear)(unsafe.Pointer(&hs[0])),
-			(**C.char)(unsafe.Pointer(&cs[0])), n)
+		return f((**C.qlinear_quantized_linear)(unsafe.Pointer(&hs[0])), (**C.char)(unsafe.Pointer(&cs[0])), n)
 	})
 	runtime.KeepAlive(layers)
 	return err
+}
+
+// SaveModel writes layers[i] under names[i], in order, to path. The file is written crash-safely:
+// path holds either its old contents or the complete new file, never a torn one.
+func SaveModel(path string, names []string, layers []*QuantizedLinear) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	return withLayerArrays(names, layers, func(hs **C.qlinear_quantized_linear, cs **C.char, n C.size_t) C.qlinear_status {
+		return C.qlinear_model_save_file(cpath, hs, cs, n)
+	})
+}
+
+// SaveModelBytes returns the bytes SaveModel would write (for hosts that pack assets into
+// their own archives); LoadModelBytes reads them back bit for bit.
+func SaveModelBytes(names []string, layers []*QuantizedLinear) ([]byte, error) {
+	var ptr *C.uint8_t
+	var n C.size_t
+	err := withLayerArrays(names, layers, func(hs **C.qlinear_quantized_linear, cs **C.char, count C.size_t) C.qlinear_status {
+		return C.qlinear_model_save_memory(hs, cs, count, &ptr, &n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.qlinear_bytes_free(ptr, n)
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(ptr)), int(n))...), nil
 }
 
 // Len is the number of layers.

@@ -1,6 +1,7 @@
 package qlinear_test
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"os"
@@ -579,6 +580,14 @@ func TestModelSaveLoad(t *testing.T) {
 	}
 
 	data := must(os.ReadFile(path))(t)
+	// SaveModelBytes gives the file's bytes, and they load back bit for bit.
+	mem := must(qlinear.SaveModelBytes([]string{"a", "b"}, []*qlinear.QuantizedLinear{a, b}))(t)
+	if !bytes.Equal(mem, data) {
+		t.Fatalf("SaveModelBytes: %d bytes differ from the %d-byte file", len(mem), len(data))
+	}
+	if _, err := qlinear.SaveModelBytes([]string{"a"}, nil); !errors.Is(err, qlinear.ErrInvalidArgument) {
+		t.Fatalf("mismatched lists: %v", err)
+	}
 	mb := must(qlinear.LoadModelBytes(data, dev))(t)
 	defer mb.Close()
 	if _, err := mb.Layer("missing"); !errors.Is(err, qlinear.ErrInvalidArgument) {

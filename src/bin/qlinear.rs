@@ -2,27 +2,34 @@
 //!
 //! Exit codes: 0 success, 1 a file could not be read, written or parsed, 2 bad arguments.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use qlinear::io::safetensors::{quantize_file, ImportOptions};
+use qlinear::io::checkpoint::Checkpoint;
+use qlinear::io::import::{plan, quantize_checkpoint, Event, ImportOptions, Planned};
 use qlinear::{
     ActivationMode, CpuDevice, Granularity, QuantConfig, QuantizedModel, ScaleDType, WeightFormat,
 };
 
 const USAGE: &str = "\
 usage:
-  qlinear quantize IN.safetensors -o OUT.qlin [--format int8|int4|cb4] [--bits 4|8]
+  qlinear quantize CHECKPOINT -o OUT.qlin [--format int8|int4|cb4] [--bits 4|8]
                    [--group N|channel|tensor] [--asym] [--f32-scales]
                    [--activations exact|dyn8|dyn8-row] [--dyn8] [--include PATTERN]...
-                   [--threads N]
+                   [--threads N] [--skip-bad] [--dry-run]
   qlinear inspect FILE
   qlinear bench FILE [--threads N]
 
-quantize: every 2-D f32/f16/bf16 tensor (or those matching an --include glob, `*` = any
-run of characters) becomes a layer named like the tensor without `.weight`; a 1-D tensor
-named like the weight with `weight` -> `bias` becomes its bias. Defaults: --format int8,
+quantize: CHECKPOINT is a .safetensors file, a sharded *.safetensors.index.json, or a
+directory holding either. Every 2-D f32/f16/bf16 tensor (or those matching an --include glob,
+`*` = any run of characters) becomes a layer named like the tensor without `.weight`, in
+checkpoint order; a 1-D tensor named like the weight with `weight` -> `bias` becomes its bias.
+A bad tensor (NaN/Inf, not f32/f16/bf16, not 2-D when --include names it) fails the run,
+or is reported and left out with --skip-bad. --dry-run lists what would be quantized and the
+expected size. The output is written once, at the end, crash-safely: a failure or a kill
+leaves any existing OUT untouched. Defaults: --format int8,
 --group 32, symmetric, f16 scales, exact activations. cb4 is the 4-bit default (16
 non-uniform levels); --bits 4 is the uniform int4 grid, --bits 8 is int8. --dyn8 is
 --activations dyn8 (int8 activations, one scale per 32 inputs).";
@@ -98,6 +105,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
     let mut activations = ActivationMode::Exact;
     let mut include = Vec::new();
     let mut threads = None;
+    let (mut skip_bad, mut dry_run) = (false, false);
     while let Some(a) = it.rest.next() {
         match a.as_str() {
             "-o" | "--output" => output = Some(PathBuf::from(it.value(a)?)),
@@ -127,6 +135,8 @@ fn run(args: &[String]) -> Result<(), Fail> {
             "--dyn8" => activations = ActivationMode::Dyn8,
             "--include" => include.push(it.value(a)?.to_string()),
             "--threads" => threads = Some(parse_num(a, it.value(a)?)?),
+            "--skip-bad" => skip_bad = true,
+            "--dry-run" => dry_run = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -148,7 +158,10 @@ fn run(args: &[String]) -> Result<(), Fail> {
     match cmd.as_str() {
         "quantize" => {
             let input = one_file(&positional)?;
-            let output = output.ok_or_else(|| usage("quantize: missing -o OUT"))?;
+            let output = output.unwrap_or_default();
+            if output.as_os_str().is_empty() && !dry_run {
+                return Err(usage("quantize: missing -o OUT"));
+            }
             let config = QuantConfig::builder()
                 .format(format)
                 .granularity(granularity)
@@ -157,7 +170,16 @@ fn run(args: &[String]) -> Result<(), Fail> {
                 .activations(activations)
                 .build()
                 .map_err(|e| usage(e.to_string()))?;
-            quantize(&input, &output, ImportOptions { config, include }, threads)
+            let options = ImportOptions {
+                config,
+                include,
+                skip_bad,
+            };
+            if dry_run {
+                dry(&input, &options)
+            } else {
+                quantize(&input, &output, options, threads)
+            }
         }
         "inspect" => inspect(&one_file(&positional)?),
         "bench" => bench(&one_file(&positional)?, threads),
@@ -169,6 +191,61 @@ fn run(args: &[String]) -> Result<(), Fail> {
     }
 }
 
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// `--dry-run`: what would be quantized, in order, and the expected output size.
+fn dry(input: &PathBuf, options: &ImportOptions) -> Result<(), Fail> {
+    let ckpt = Checkpoint::open(input)?;
+    let planned = plan(&ckpt, options)?;
+    let (mut layers, mut source, mut after) = (0, 0, 0);
+    for p in &planned {
+        match p {
+            Planned::Layer {
+                name,
+                weight,
+                bias,
+                quantized_bytes,
+            } => {
+                layers += 1;
+                source += weight.len + bias.as_ref().map_or(0, |b| b.len);
+                after += quantized_bytes + bias.as_ref().map_or(0, |b| 4 * b.elements());
+                println!(
+                    "  {name}: {}x{} {}{} -> {:.2} MiB",
+                    weight.shape[0],
+                    weight.shape[1],
+                    weight.dtype.name(),
+                    if bias.is_some() { " + bias" } else { "" },
+                    mib(*quantized_bytes)
+                );
+            }
+            Planned::Bad { name, reason } => println!("  {name}: BAD ({reason})"),
+        }
+    }
+    println!(
+        "dry run: {layers} layers ({}), {:.2} MiB of source tensors -> about {:.2} MiB",
+        options.config.label(),
+        mib(source),
+        mib(after)
+    );
+    Ok(())
+}
+
+/// `[=====>    ]` of `width` characters for `done` of `total`.
+fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done * width)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
+    let mut s = "=".repeat(filled);
+    if filled < width {
+        s.push('>');
+        s.push_str(&" ".repeat(width - filled - 1));
+    }
+    s
+}
+
 fn quantize(
     input: &PathBuf,
     output: &PathBuf,
@@ -177,38 +254,102 @@ fn quantize(
 ) -> Result<(), Fail> {
     let dev = device(threads)?;
     let start = Instant::now();
-    let layers = quantize_file(input, output, &options, &dev, |i, total, l| {
-        println!(
+    // A progress bar with an ETA on a terminal, one line per layer otherwise (logs, pipes).
+    let tty = std::io::stderr().is_terminal();
+    let report = quantize_checkpoint(input, output, &options, &dev, |e| match e {
+        Event::Started {
+            index,
+            total,
+            name,
+            weights_done,
+            weights_total,
+        } if tty => {
+            let t = start.elapsed().as_secs_f64();
+            let eta = if *weights_done > 0 {
+                format!(
+                    "ETA {:.0} s",
+                    t * (*weights_total - weights_done) as f64 / *weights_done as f64
+                )
+            } else {
+                "ETA -".into()
+            };
+            eprint!(
+                "\r\x1b[K[{}] {}/{total} {eta}  {name}",
+                bar(*weights_done, *weights_total, 30),
+                index + 1
+            );
+            let _ = std::io::stderr().flush();
+        }
+        Event::Done {
+            index,
+            total,
+            layer: l,
+        } if !tty => println!(
             "[{}/{total}] {} {}x{} ... {:.1} s",
-            i + 1,
+            index + 1,
             l.name,
-            l.layer.out_features,
-            l.layer.in_features,
+            l.shape[0],
+            l.shape[1],
+            l.seconds
+        ),
+        Event::Skipped { name, reason } => {
+            if tty {
+                eprint!("\r\x1b[K");
+            }
+            println!("skipped {name}: {reason}");
+        }
+        _ => {}
+    })?;
+    if tty {
+        eprintln!("\r\x1b[K[{}] done", bar(1, 1, 30));
+    }
+    let width = report
+        .layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<width$} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "layer", "shape", "MiB", "w err", "y err", "s"
+    );
+    for l in &report.layers {
+        println!(
+            "{:<width$} {:>12} {:>10.2} {:>10.3e} {:>10.3e} {:>8.2}",
+            l.name,
+            format!("{}x{}", l.shape[0], l.shape[1]),
+            mib(l.quantized_bytes),
+            l.weight_error,
+            l.output_error,
             l.seconds
         );
-    })?;
-    let before: usize = layers.iter().map(|l| l.source_bytes).sum();
+    }
+    let before: usize = report.layers.iter().map(|l| l.source_bytes).sum();
     let after = std::fs::metadata(output)
-        .map(|m| m.len())
+        .map(|m| m.len() as usize)
         .map_err(|e| Fail::File(format!("{}: {e}", output.display())))?;
-    let errs: Vec<f64> = layers.iter().map(|l| l.relative_error).collect();
-    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
-    let (worst_i, worst) = errs
+    let mean = |f: fn(&qlinear::io::import::ImportedLayer) -> f64| {
+        report.layers.iter().map(f).sum::<f64>() / report.layers.len() as f64
+    };
+    let worst = report
+        .layers
         .iter()
-        .copied()
-        .enumerate()
-        .fold((0, 0.0), |a, (i, e)| if e > a.1 { (i, e) } else { a });
+        .max_by(|a, b| a.weight_error.total_cmp(&b.weight_error))
+        .expect("at least one layer");
     println!(
-        "{} tensors ({}), {} -> {} bytes ({:.2}x smaller), relative weight error mean {:.3e}, worst {:.3e} ({}), {:.1} s",
-        layers.len(),
+        "{} tensors ({}), {before} -> {after} bytes ({:.2}x smaller), relative weight error mean \
+         {:.3e}, worst {:.3e} ({}), output error mean {:.3e}; {} skipped; {:.1} s, {:.1} M weights/s",
+        report.layers.len(),
         options.config.label(),
-        before,
-        after,
         before as f64 / after.max(1) as f64,
-        mean,
-        worst,
-        layers[worst_i].name,
-        start.elapsed().as_secs_f64()
+        mean(|l| l.weight_error),
+        worst.weight_error,
+        worst.name,
+        mean(|l| l.output_error),
+        report.skipped.len(),
+        report.seconds,
+        report.weights as f64 / report.seconds / 1e6
     );
     Ok(())
 }

@@ -94,8 +94,39 @@ pub unsafe extern "C" fn qlinear_model_load_memory(
     })
 }
 
-/// Saves `count` layers to `path` (created or truncated): `layers[i]` under the name
-/// `names[i]` (UTF-8, unique, at most 4096 bytes). The layers are only read.
+/// The `(name, layer)` pairs of the C arrays `layers` and `names` (`count` entries each).
+///
+/// # Safety
+/// As `qlinear_model_save_file`'s `layers` and `names`.
+unsafe fn named_layers<'a>(
+    layers: *const *const qlinear_quantized_linear,
+    names: *const *const c_char,
+    count: usize,
+) -> Result<Vec<(&'a str, &'a crate::QuantizedLinear<crate::Cpu>)>, FfiError> {
+    // SAFETY: forwarded contract.
+    let (ls, ns) = unsafe {
+        (
+            slice(layers, count, "layers")?,
+            slice(names, count, "names")?,
+        )
+    };
+    let mut named = Vec::with_capacity(count);
+    for (i, (&l, &n)) in ls.iter().zip(ns).enumerate() {
+        // SAFETY: forwarded contract: each entry is NULL or a live handle / string.
+        let (l, n) = unsafe { (deref(l, "layers[i]")?, deref(n, "names[i]")?) };
+        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+        let n = unsafe { CStr::from_ptr(n) }
+            .to_str()
+            .map_err(|_| FfiError::invalid(format!("names[{i}] is not UTF-8")))?;
+        named.push((n, &*l.inner));
+    }
+    Ok(named)
+}
+
+/// Saves `count` layers to `path`: `layers[i]` under the name `names[i]` (UTF-8, unique, at
+/// most 4096 bytes). The layers are only read. Crash-safe: the file is written beside
+/// `path`, flushed to disk and renamed over it, so `path` always holds either its old
+/// contents or the complete new file; on any error the old file is untouched.
 ///
 /// Thread safety: any thread; the layers may be running forward on other threads.
 ///
@@ -110,26 +141,61 @@ pub unsafe extern "C" fn qlinear_model_save_file(
     count: usize,
 ) -> qlinear_status {
     ffi_boundary!("qlinear_model_save_file", {
-        // SAFETY: forwarded contract (all three).
-        let (path, ls, ns) = unsafe {
-            (
-                path_arg(path)?,
-                slice(layers, count, "layers")?,
-                slice(names, count, "names")?,
-            )
-        };
-        let mut named = Vec::with_capacity(count);
-        for (i, (&l, &n)) in ls.iter().zip(ns).enumerate() {
-            // SAFETY: forwarded contract: each entry is NULL or a live handle / string.
-            let (l, n) = unsafe { (deref(l, "layers[i]")?, deref(n, "names[i]")?) };
-            // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-            let n = unsafe { CStr::from_ptr(n) }
-                .to_str()
-                .map_err(|_| FfiError::invalid(format!("names[{i}] is not UTF-8")))?;
-            named.push((n, &*l.inner));
-        }
+        // SAFETY: forwarded contract.
+        let (path, named) = unsafe { (path_arg(path)?, named_layers(layers, names, count)?) };
         Ok(crate::io::save(path, &named)?)
     })
+}
+
+/// Serialises `count` layers (as `qlinear_model_save_file` would write them) into a buffer
+/// the library allocates: `*out` receives it and `*out_len` its length. Free it with
+/// `qlinear_bytes_free(*out, *out_len)`. `qlinear_model_load_memory` reads it back bit for
+/// bit. Outputs are written only on success.
+///
+/// Thread safety: any thread; the layers may be running forward on other threads.
+///
+/// # Safety
+/// `layers` and `names` as in `qlinear_model_save_file`; `out` and `out_len` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn qlinear_model_save_memory(
+    layers: *const *const qlinear_quantized_linear,
+    names: *const *const c_char,
+    count: usize,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> qlinear_status {
+    ffi_boundary!("qlinear_model_save_memory", {
+        let out = out_ptr(out, "out")?;
+        let out_len = out_ptr(out_len, "out_len")?;
+        // SAFETY: forwarded contract.
+        let named = unsafe { named_layers(layers, names, count)? };
+        let bytes = crate::io::to_bytes(&named)?.into_boxed_slice();
+        let len = bytes.len();
+        let ptr = Box::into_raw(bytes) as *mut u8;
+        // SAFETY: both checked non-NULL, writable per the contract.
+        unsafe {
+            out.write(ptr);
+            out_len.write(len);
+        }
+        Ok(())
+    })
+}
+
+/// Frees a buffer from `qlinear_model_save_memory`; `len` must be the length it returned.
+/// NULL is a no-op.
+///
+/// Thread safety: any thread, once per buffer.
+///
+/// # Safety
+/// `ptr` is NULL or a buffer from `qlinear_model_save_memory` of length `len`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn qlinear_bytes_free(ptr: *mut u8, len: usize) {
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: by the contract, `ptr` came from `Box<[u8]>::into_raw` with this length.
+    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
 }
 
 /// Writes the number of layers of `model` to `count`.

@@ -5,6 +5,7 @@
 //! decoded and packed), checks every offset, length and checksum with checked arithmetic,
 //! and never allocates more than a bound derived from the input length.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Write;
 
@@ -154,7 +155,7 @@ fn io(e: std::io::Error) -> Error {
 
 /// Writes a complete file. Sections are laid out in layer order, codes, scales, zero points,
 /// bias, each at the next multiple of [`ALIGN`], padding zero-filled.
-pub(crate) fn write_file<W: Write>(w: &mut W, layers: &[LayerOut<'_>]) -> Result<()> {
+pub(crate) fn write_file<W: Write + ?Sized>(w: &mut W, layers: &[LayerOut<'_>]) -> Result<()> {
     let overflow = || Error::Overflow("file layout exceeds u64".into());
     let mut seen = HashSet::new();
     for l in layers {
@@ -248,12 +249,39 @@ pub(crate) fn write_file<W: Write>(w: &mut W, layers: &[LayerOut<'_>]) -> Result
     w.flush().map_err(io)
 }
 
-/// One layer as found in a file: validated metadata and its borrowed, checksummed sections.
+/// Where a file's bytes come from: a buffer in memory (borrowed) or a file read piece by
+/// piece into owned memory, so loading a file never holds all of it at once.
+pub(crate) trait Source {
+    /// The total length of the file.
+    fn total_len(&self) -> u64;
+    /// `len` bytes from `offset` (inside `total_len`); a source that shrank meanwhile
+    /// reports a truncated file.
+    fn read(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>>;
+}
+
+impl Source for [u8] {
+    fn total_len(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        range(self, offset, len as u64, &|| "section".to_string()).map(Cow::Borrowed)
+    }
+}
+
+/// Where a section lies and what its checksum must be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Section {
+    pub offset: u64,
+    pub len: usize,
+    pub crc: u32,
+}
+
+/// One layer's record: validated metadata and where its sections lie.
 #[derive(Debug)]
-pub(crate) struct LayerIn<'a> {
-    pub name: &'a str,
+pub(crate) struct Record {
+    pub name: String,
     pub meta: LayerMeta,
-    pub sections: [&'a [u8]; 4],
+    pub sections: [Section; 4],
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -284,28 +312,30 @@ fn range<'a>(
     Ok(&bytes[offset as usize..end as usize])
 }
 
-/// Parses and validates the whole file: header, every record, every checksum. Returns the
-/// layers in file order, their sections borrowed from `bytes`.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
-    if bytes.len() < FILE_HEADER_LEN {
+/// Parses and validates the header and every record of the file in `src` (reading only the
+/// header): shapes, codes, names, and that every section lies inside the file. The sections
+/// themselves are read and checksummed by [`read_sections`].
+pub(crate) fn parse_header<S: Source + ?Sized>(src: &S) -> Result<Vec<Record>> {
+    let file_len = src.total_len();
+    if file_len < FILE_HEADER_LEN as u64 {
         return Err(corrupt(format!(
-            "file is {} bytes, shorter than the {FILE_HEADER_LEN}-byte header (truncated?)",
-            bytes.len()
+            "file is {file_len} bytes, shorter than the {FILE_HEADER_LEN}-byte header (truncated?)"
         )));
     }
-    if bytes[0..8] != MAGIC {
+    let head = src.read(0, FILE_HEADER_LEN)?;
+    if head[0..8] != MAGIC {
         return Err(corrupt("bad magic: not a qlinear file"));
     }
-    let version = u32_at(bytes, 8);
+    let version = u32_at(&head, 8);
     if !(1..=VERSION).contains(&version) {
         return Err(corrupt(format!(
             "unsupported format version {version} (this reader knows 1 to {VERSION})"
         )));
     }
-    let count = u32_at(bytes, 12) as usize;
-    let header_len = u64_at(bytes, 16);
-    let header_crc = u32_at(bytes, 24);
-    if u32_at(bytes, 28) != 0 {
+    let count = u32_at(&head, 12) as usize;
+    let header_len = u64_at(&head, 16);
+    let header_crc = u32_at(&head, 24);
+    if u32_at(&head, 28) != 0 {
         return Err(corrupt("reserved header field is not 0"));
     }
     // Bound the count by the file size before anything is sized by it.
@@ -318,13 +348,19 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
                 "{count} layer records do not fit in the {header_len}-byte header"
             ))
         })?;
-    let header = range(bytes, 0, header_len, &|| "header".to_string())?;
+    if header_len > file_len {
+        return Err(corrupt(format!(
+            "header: bytes 0+{header_len} lie outside the {file_len}-byte file (truncated?)"
+        )));
+    }
+    let header = src.read(0, header_len as usize)?;
+    let header: &[u8] = &header;
     if crc32(&header[FILE_HEADER_LEN..]) != header_crc {
         return Err(corrupt("header checksum mismatch"));
     }
     let payload_start = (header_len as usize).next_multiple_of(ALIGN);
 
-    let mut layers = Vec::with_capacity(count);
+    let mut records = Vec::with_capacity(count);
     let mut names = HashSet::with_capacity(count);
     for i in 0..count {
         let r = &header[FILE_HEADER_LEN + i * RECORD_LEN..][..RECORD_LEN];
@@ -348,7 +384,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
         if name.contains('\0') {
             return Err(corrupt(format!("layer {i}: name contains NUL")));
         }
-        if !names.insert(name) {
+        if !names.insert(name.to_string()) {
             return Err(corrupt(format!("duplicate layer name {name:?}")));
         }
         let flag = |at: usize, what: &str| match r[at] {
@@ -382,7 +418,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
             in_features: u64_at(r, 32),
         };
         let want = section_lengths(&meta).map_err(|e| corrupt(format!("layer {name:?}: {e}")))?;
-        let mut sections: [&[u8]; 4] = [&[]; 4];
+        let mut sections = [Section {
+            offset: 0,
+            len: 0,
+            crc: 0,
+        }; 4];
         for s in 0..4 {
             let offset = u64_at(r, 40 + 16 * s);
             let len = u64_at(r, 48 + 16 * s);
@@ -416,17 +456,45 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<LayerIn<'_>>> {
                     what()
                 )));
             }
-            let data = range(bytes, offset, len, &what)?;
-            if crc32(data) != crc {
-                return Err(corrupt(format!("{}: checksum mismatch", what())));
+            if offset.checked_add(len).is_none_or(|e| e > file_len) {
+                return Err(corrupt(format!(
+                    "{}: bytes {offset}+{len} lie outside the {file_len}-byte file (truncated?)",
+                    what()
+                )));
             }
-            sections[s] = data;
+            sections[s] = Section {
+                offset,
+                len: len as usize,
+                crc,
+            };
         }
-        layers.push(LayerIn {
-            name,
+        records.push(Record {
+            name: name.to_string(),
             meta,
             sections,
         });
     }
-    Ok(layers)
+    Ok(records)
+}
+
+/// Reads the four sections of `rec` from `src` and checks their checksums.
+pub(crate) fn read_sections<'a, S: Source + ?Sized>(
+    src: &'a S,
+    rec: &Record,
+) -> Result<[Cow<'a, [u8]>; 4]> {
+    let mut out: [Cow<'a, [u8]>; 4] = Default::default();
+    for (s, sec) in rec.sections.iter().enumerate() {
+        if sec.len == 0 {
+            continue;
+        }
+        let data = src.read(sec.offset, sec.len)?;
+        if crc32(&data) != sec.crc {
+            return Err(corrupt(format!(
+                "layer {:?} {}: checksum mismatch",
+                rec.name, SECTION_NAMES[s]
+            )));
+        }
+        out[s] = data;
+    }
+    Ok(out)
 }

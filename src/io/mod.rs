@@ -16,19 +16,19 @@
 //! # }
 //! ```
 
+pub mod checkpoint;
 pub mod checksum;
 pub mod format;
-pub mod safetensors;
+pub mod import;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use self::format::{
-    LayerIn, LayerMeta, LayerOut, ACT_DYN8, ACT_DYN8_PER_ROW, ACT_EXACT, BIAS, CODES,
-    CODES_CODEBOOK, CODES_INTEGER, GRAN_CHANNEL, GRAN_GROUP, GRAN_TENSOR, SCALES, ZEROS,
+    LayerMeta, LayerOut, ACT_DYN8, ACT_DYN8_PER_ROW, ACT_EXACT, CODES_CODEBOOK, CODES_INTEGER,
+    GRAN_CHANNEL, GRAN_GROUP, GRAN_TENSOR,
 };
 use crate::backend::Cpu;
 use crate::error::{Error, Result};
@@ -46,41 +46,38 @@ pub struct QuantizedModel {
 }
 
 impl QuantizedModel {
-    /// Parses and validates `bytes` as a qlinear file (every checksum is checked before
-    /// anything is packed), then packs each layer for `device`. Never trusts the input:
-    /// any inconsistency is an [`Error::Corrupt`].
+    /// Parses and validates `bytes` as a qlinear file, then packs each layer for `device`
+    /// (each layer's checksums are checked before it is packed; any bad layer fails the
+    /// whole load). Never trusts the input: any inconsistency is an [`Error::Corrupt`].
     pub fn from_bytes(bytes: &[u8], device: &CpuDevice) -> Result<Self> {
-        let parsed = format::parse(bytes)?;
+        Self::from_source(bytes, device)
+    }
+
+    fn from_source<S: format::Source + ?Sized>(src: &S, device: &CpuDevice) -> Result<Self> {
+        let records = format::parse_header(src)?;
         let mut model = QuantizedModel::default();
-        for l in parsed {
-            let layer = decode(&l, device)?;
-            model.index.insert(l.name.to_string(), model.layers.len());
-            model.layers.push((l.name.to_string(), Arc::new(layer)));
+        for rec in records {
+            let sections = format::read_sections(src, &rec)?;
+            let layer = decode(&rec.name, &rec.meta, sections, device)?;
+            model.index.insert(rec.name.clone(), model.layers.len());
+            model.layers.push((rec.name, Arc::new(layer)));
         }
         Ok(model)
     }
 
-    /// Loads a file by memory-mapping it (no copy of the whole file is made; the layers are
-    /// packed from the mapping, which is dropped before returning). OS errors are
-    /// [`Error::Io`].
+    /// Loads a file: reads its header, then each layer's sections straight into the buffers
+    /// the layer keeps, one layer at a time (peak memory: the packed model plus one layer).
+    /// The file is read, never mapped, so one truncated or rewritten by another process
+    /// while it loads gives an error, not a SIGBUS. OS errors are [`Error::Io`].
     pub fn load(path: impl AsRef<Path>, device: &CpuDevice) -> Result<Self> {
         let path = path.as_ref();
-        let ioerr = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
-        let file = File::open(path).map_err(ioerr)?;
-        let meta = file.metadata().map_err(ioerr)?;
-        if !meta.is_file() {
-            return Err(Error::Io(format!("{}: not a regular file", path.display())));
-        }
-        if meta.len() == 0 {
-            // Mapping an empty file fails on some systems; it is simply truncated.
-            return Self::from_bytes(&[], device);
-        }
-        // SAFETY: the mapping is read-only and private to this call. Another process
-        // truncating or rewriting the file while we read it could change the bytes under us
-        // (or raise SIGBUS); the parser checks every byte it uses, so changed bytes can only
-        // produce an error, and files are expected not to change while being loaded.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(ioerr)?;
-        Self::from_bytes(&map, device).map_err(|e| match e {
+        let file = crate::os::open_regular(path)?;
+        let total = file
+            .metadata()
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?
+            .len();
+        let src = FileSource { file, path, total };
+        Self::from_source(&src, device).map_err(|e| match e {
             Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
             e => e,
         })
@@ -120,9 +117,34 @@ impl QuantizedModel {
     }
 }
 
+/// What a file stores of one layer: its quantized weights, bias and activation mode.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerData<'a> {
+    pub name: &'a str,
+    pub weights: &'a QuantizedTensor,
+    pub bias: Option<&'a [f32]>,
+    pub mode: ActivationMode,
+}
+
+/// A file read piece by piece into owned buffers.
+struct FileSource<'a> {
+    file: std::fs::File,
+    path: &'a Path,
+    total: u64,
+}
+
+impl format::Source for FileSource<'_> {
+    fn total_len(&self) -> u64 {
+        self.total
+    }
+    fn read(&self, offset: u64, len: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+        crate::os::read_at(&self.file, self.path, offset, len).map(std::borrow::Cow::Owned)
+    }
+}
+
 /// The record fields and section bytes (scales, zero points and bias encoded) of a layer.
-fn encode(layer: &QuantizedLinear<Cpu>) -> (LayerMeta, [Vec<u8>; 3]) {
-    let q = layer.weight_quantized();
+fn encode(layer: &LayerData<'_>) -> (LayerMeta, [Vec<u8>; 3]) {
+    let q = layer.weights;
     let (granularity, group_size) = match q.granularity() {
         Granularity::PerTensor => (GRAN_TENSOR, 0),
         Granularity::PerChannel => (GRAN_CHANNEL, 0),
@@ -143,13 +165,8 @@ fn encode(layer: &QuantizedLinear<Cpu>) -> (LayerMeta, [Vec<u8>; 3]) {
         None => q.zero_points().iter().map(|&z| z as u8).collect(),
     };
     let bias: Vec<u8> = layer
-        .bias()
-        .map(|b| {
-            b.to_f32_vec()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect()
-        })
+        .bias
+        .map(|b| b.iter().flat_map(|v| v.to_le_bytes()).collect())
         .unwrap_or_default();
     let meta = LayerMeta {
         bits: q.bits(),
@@ -164,34 +181,39 @@ fn encode(layer: &QuantizedLinear<Cpu>) -> (LayerMeta, [Vec<u8>; 3]) {
             ScaleDType::F32 => 0,
             ScaleDType::F16 => 1,
         },
-        activation: match layer.activation_mode() {
+        activation: match layer.mode {
             ActivationMode::Exact => ACT_EXACT,
             ActivationMode::Dyn8 => ACT_DYN8,
             ActivationMode::Dyn8PerRow => ACT_DYN8_PER_ROW,
         },
-        has_bias: layer.bias().is_some(),
+        has_bias: layer.bias.is_some(),
         group_size,
-        out_features: layer.out_features as u64,
-        in_features: layer.in_features as u64,
+        out_features: q.out_features() as u64,
+        in_features: q.in_features() as u64,
     };
     (meta, [scales, params, bias])
 }
 
 /// Builds (and packs) a layer from validated sections. Anything the core rejects (NaN
 /// scales, a set high nibble...) is reported as corruption of that layer.
-fn decode(l: &LayerIn<'_>, device: &CpuDevice) -> Result<QuantizedLinear<Cpu>> {
-    let m = &l.meta;
+fn decode(
+    name: &str,
+    m: &LayerMeta,
+    sections: [std::borrow::Cow<'_, [u8]>; 4],
+    device: &CpuDevice,
+) -> Result<QuantizedLinear<Cpu>> {
     let bad = |e: Error| match e {
         Error::OutOfMemory { .. } => e,
-        e => Error::Corrupt(format!("layer {:?}: {e}", l.name)),
+        e => Error::Corrupt(format!("layer {name:?}: {e}")),
     };
+    let [codes, scales_bytes, params, bias_bytes] = sections;
     let scales: Vec<f32> = if m.scale_dtype == 0 {
-        l.sections[SCALES]
+        scales_bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
     } else {
-        l.sections[SCALES]
+        scales_bytes
             .chunks_exact(2)
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect()
@@ -211,19 +233,20 @@ fn decode(l: &LayerIn<'_>, device: &CpuDevice) -> Result<QuantizedLinear<Cpu>> {
         } else {
             ScaleDType::F16
         },
-        data: l.sections[CODES].to_vec(),
+        // An owned section (read from a file) becomes the tensor's buffer without a copy.
+        data: codes.into_owned(),
         scales,
         zero_points: if m.code_format == CODES_INTEGER {
-            l.sections[ZEROS].iter().map(|&z| z as i8).collect()
+            params.iter().map(|&z| z as i8).collect()
         } else {
             Vec::new()
         },
         codebook: (m.code_format == CODES_CODEBOOK)
-            .then(|| std::array::from_fn(|i| l.sections[ZEROS][i] as i8)),
+            .then(|| std::array::from_fn(|i| params[i] as i8)),
     };
     let q = QuantizedTensor::from_parts(parts).map_err(bad)?;
     let bias = if m.has_bias {
-        let b: Vec<f32> = l.sections[BIAS]
+        let b: Vec<f32> = bias_bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
@@ -242,30 +265,53 @@ fn decode(l: &LayerIn<'_>, device: &CpuDevice) -> Result<QuantizedLinear<Cpu>> {
 
 /// Writes `layers` (name, layer), in order, as a qlinear file to `w`. Names must be unique,
 /// at most 4096 bytes and free of NUL. Builds each layer's logical weights if not cached yet.
-pub fn write_model<W: Write>(w: &mut W, layers: &[(&str, &QuantizedLinear<Cpu>)]) -> Result<()> {
-    let encoded: Vec<_> = layers.iter().map(|(_, l)| encode(l)).collect();
+pub fn write_model<W: Write + ?Sized>(
+    w: &mut W,
+    layers: &[(&str, &QuantizedLinear<Cpu>)],
+) -> Result<()> {
+    let biases: Vec<Option<Vec<f32>>> = layers
+        .iter()
+        .map(|(_, l)| l.bias().map(|b| b.to_f32_vec()))
+        .collect();
+    let data: Vec<LayerData<'_>> = layers
+        .iter()
+        .zip(&biases)
+        .map(|((name, l), bias)| LayerData {
+            name,
+            weights: l.weight_quantized(),
+            bias: bias.as_deref(),
+            mode: l.activation_mode(),
+        })
+        .collect();
+    write_layers(w, &data)
+}
+
+/// Writes layers given as [`LayerData`] (no packed layer needed), in order, to `w`.
+pub fn write_layers<W: Write + ?Sized>(w: &mut W, layers: &[LayerData<'_>]) -> Result<()> {
+    let encoded: Vec<_> = layers.iter().map(encode).collect();
     let out: Vec<LayerOut<'_>> = layers
         .iter()
         .zip(&encoded)
-        .map(|((name, l), (meta, [scales, params, bias]))| LayerOut {
-            name,
+        .map(|(l, (meta, [scales, params, bias]))| LayerOut {
+            name: l.name,
             meta: *meta,
-            sections: [l.weight_quantized().data(), scales, params, bias],
+            sections: [l.weights.data(), scales, params, bias],
         })
         .collect();
     format::write_file(w, &out)
 }
 
-/// Saves `layers` to `path` (created or truncated).
+/// Saves `layers` to `path` crash-safely: the file at `path` is always either what was there
+/// before or the complete new file, never a torn one (see [`crate::os::replace_file`]).
 pub fn save(path: impl AsRef<Path>, layers: &[(&str, &QuantizedLinear<Cpu>)]) -> Result<()> {
-    let path = path.as_ref();
-    let ioerr = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
-    let mut w = BufWriter::new(File::create(path).map_err(ioerr)?);
-    write_model(&mut w, layers)?;
-    w.into_inner()
-        .map_err(|e| ioerr(e.into_error()))?
-        .sync_all()
-        .map_err(ioerr)
+    crate::os::replace_file(path.as_ref(), |w| write_model(w, layers))
+}
+
+/// The bytes of a qlinear file holding `layers` (what [`save`] writes).
+pub fn to_bytes(layers: &[(&str, &QuantizedLinear<Cpu>)]) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    write_model(&mut bytes, layers)?;
+    Ok(bytes)
 }
 
 /// Saves one layer under the name `"layer"`.

@@ -299,6 +299,24 @@ impl QuantizedTensor {
         out
     }
 
+    /// Row `row` dequantized into `out` (`in_features` values), as [`Self::dequantize`]
+    /// computes it.
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
+        let k = self.in_features;
+        let g = self.group_size();
+        for (start, chunk) in (0..k).step_by(g).zip(out[..k].chunks_mut(g)) {
+            let (s, z) = self.scale_and_zero(row, start);
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let q = self.code(row, start + i);
+                let v = match &self.codebook {
+                    Some(levels) => levels[q as usize] as i32,
+                    None => q as i32 - z as i32,
+                };
+                *o = s * v as f32;
+            }
+        }
+    }
+
     /// Bytes this tensor keeps per weight: codes, scales (at their storage width) and zero
     /// points. A codebook's 16 levels are per-tensor metadata, like the shape, and are not
     /// counted.

@@ -515,6 +515,14 @@ TEST(Model, SaveLoadAndLookUp) {
     std::fclose(f);
     auto mm = qlinear::Model::load_memory(bytes, dev);
     EXPECT_EQ(mm.name(0), "a");
+    // save_memory gives the file's bytes, and they load back bit for bit.
+    EXPECT_EQ(qlinear::Model::save_memory({{"a", &q8}, {"b", &q4}}), bytes);
+    {
+        auto from_mem = qlinear::Model::load_memory(qlinear::Model::save_memory({{"b", &q4}}), dev);
+        std::vector<float> a = from_mem.layer("b").forward(x, R), b = q4.forward(x, R);
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+    }
+    expect_error([&] { qlinear::Model::save_memory({{"a", nullptr}}); }, QLINEAR_ERR_NULL_ARGUMENT);
     expect_error([&] { mm.layer("missing"); }, QLINEAR_ERR_INVALID_ARGUMENT);
     expect_error([&] { mm.name(2); }, QLINEAR_ERR_INVALID_ARGUMENT);
     bytes.back() ^= 1;
