@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench [-- --quick] [--csv] [--threads 1,2]
+//! cargo run --release --example bench -- --quantize   # quantization throughput
 //! ```
 //!
 //! `peak_share` is the case's rate over the machine's peak measured at the start of the run
@@ -203,10 +204,51 @@ fn split_threshold() {
     }
 }
 
+/// `--quantize`: quantization throughput (million weights per second, median of 3) of a
+/// 4096×11008 Student-t (ν = 4) weight, for the defaults and the uniform int4 grid, on 1 and
+/// 2 threads.
+fn quantize_throughput() {
+    let (n, k) = (4096, 11008);
+    let mut rng = qlinear::rng::SplitMix64::new(11);
+    let w: Vec<f32> = (0..n * k).map(|_| 0.02 * rng.student_t(4)).collect();
+    println!(
+        "{:<16} {:>8} {:>12} {:>10}",
+        "recipe", "threads", "median s", "M w/s"
+    );
+    for (name, cfg) in [
+        ("int4() (cb4)", QuantConfig::int4()),
+        ("int4_uniform()", QuantConfig::int4_uniform()),
+        ("int8()", QuantConfig::int8()),
+    ] {
+        for threads in [1, 2] {
+            let dev = CpuDevice::with_threads(threads).unwrap();
+            let mut t: Vec<f64> = (0..3)
+                .map(|_| {
+                    let s = Instant::now();
+                    std::hint::black_box(
+                        <qlinear::Cpu as qlinear::Backend>::quantize(&dev, &w, n, k, &cfg).unwrap(),
+                    );
+                    s.elapsed().as_secs_f64()
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            println!(
+                "{name:<16} {threads:>8} {:>12.3} {:>10.1}",
+                t[1],
+                (n * k) as f64 / t[1] / 1e6
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--split") {
         split_threshold();
+        return;
+    }
+    if args.iter().any(|a| a == "--quantize") {
+        quantize_throughput();
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
