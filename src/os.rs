@@ -50,14 +50,21 @@ pub fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<
     buf.try_reserve_exact(len)
         .map_err(|_| Error::OutOfMemory { bytes: len })?;
     buf.resize(len, 0);
-    read_exact_at(file, &mut buf, offset).map_err(|e| match e.kind() {
+    read_into(file, path, offset, &mut buf)?;
+    Ok(buf)
+}
+
+/// Fills `buf` with the bytes of `file` from `offset`; a file shorter than that is an
+/// [`Error::Corrupt`] naming `path`.
+pub fn read_into(file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
+    read_exact_at(file, buf, offset).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::Corrupt(format!(
-            "{}: bytes {offset}+{len} lie past the end of the file (truncated?)",
-            path.display()
+            "{}: bytes {offset}+{} lie past the end of the file (truncated?)",
+            path.display(),
+            buf.len()
         )),
         _ => io_error(path, e),
-    })?;
-    Ok(buf)
+    })
 }
 
 #[cfg(unix)]

@@ -267,29 +267,61 @@ impl Checkpoint {
         self.index.get(name).map(|&i| &self.tensors[i])
     }
 
-    /// Reads `t` and converts it to f32 (f32, f16 and bf16 only).
+    /// Reads `t` and converts it to f32 (f32, f16 and bf16 only). f32 data is read straight
+    /// into the result; f16 and bf16 through one 16-bit buffer and a vectorised conversion.
     pub fn read_f32(&self, t: &TensorInfo) -> Result<Vec<f32>> {
+        use half::slice::HalfFloatSliceExt;
         let (path, file) = &self.shards[t.shard];
-        let bytes = os::read_at(file, path, t.offset, t.len)?;
-        Ok(match t.dtype {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::Other(ref d) => {
-                return Err(Error::invalid(format!(
-                    "tensor {:?} is {d}, not f32/f16/bf16",
-                    t.name
-                )))
+        let n = t.elements();
+        let out_of_memory = |bytes| Error::OutOfMemory { bytes };
+        match t.dtype {
+            Dtype::F32 => {
+                let mut v: Vec<f32> = Vec::new();
+                v.try_reserve_exact(n).map_err(|_| out_of_memory(4 * n))?;
+                v.resize(n, 0.0);
+                os::read_into(file, path, t.offset, bytes_of_mut(&mut v))?;
+                if cfg!(target_endian = "big") {
+                    v.iter_mut()
+                        .for_each(|x| *x = f32::from_bits(x.to_bits().swap_bytes()));
+                }
+                Ok(v)
             }
-        })
+            Dtype::F16 | Dtype::BF16 => {
+                let mut raw: Vec<u16> = Vec::new();
+                raw.try_reserve_exact(n).map_err(|_| out_of_memory(2 * n))?;
+                raw.resize(n, 0);
+                os::read_into(file, path, t.offset, bytes_of_mut(&mut raw))?;
+                if cfg!(target_endian = "big") {
+                    raw.iter_mut().for_each(|x| *x = x.swap_bytes());
+                }
+                let mut v = vec![0f32; n];
+                if t.dtype == Dtype::F16 {
+                    let h: &[half::f16] = bytemuck_cast(&raw);
+                    h.convert_to_f32_slice(&mut v);
+                } else {
+                    let h: &[half::bf16] = bytemuck_cast(&raw);
+                    h.convert_to_f32_slice(&mut v);
+                }
+                Ok(v)
+            }
+            Dtype::Other(ref d) => Err(Error::invalid(format!(
+                "tensor {:?} is {d}, not f32/f16/bf16",
+                t.name
+            ))),
+        }
     }
+}
+
+/// The bytes of a slice of plain numbers (f32 or u16: every bit pattern is valid).
+fn bytes_of_mut<T: Copy>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: T is f32 or u16 here: no padding, any byte pattern is a valid value, and u8
+    // has alignment 1.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
+}
+
+/// `u16` bit patterns viewed as f16/bf16 (both are `#[repr(transparent)]` over u16).
+fn bytemuck_cast<T>(v: &[u16]) -> &[T] {
+    assert_eq!(std::mem::size_of::<T>(), 2);
+    // SAFETY: half's f16 and bf16 are repr(transparent) wrappers of u16.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const T, v.len()) }
 }

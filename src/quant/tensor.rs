@@ -300,19 +300,27 @@ impl QuantizedTensor {
     }
 
     /// Row `row` dequantized into `out` (`in_features` values), as [`Self::dequantize`]
-    /// computes it.
+    /// computes it, decoding the row's bytes directly.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let k = self.in_features;
         let g = self.group_size();
+        let data = &self.data[row * self.row_bytes()..(row + 1) * self.row_bytes()];
+        // Per nibble: its value (two's complement, or the codebook level).
+        let nibble: [i32; 16] = match &self.codebook {
+            Some(levels) => std::array::from_fn(|i| levels[i] as i32),
+            None => std::array::from_fn(|i| ((i as i8) << 4 >> 4) as i32),
+        };
         for (start, chunk) in (0..k).step_by(g).zip(out[..k].chunks_mut(g)) {
             let (s, z) = self.scale_and_zero(row, start);
+            let z = if self.codebook.is_some() { 0 } else { z as i32 };
             for (i, o) in chunk.iter_mut().enumerate() {
-                let q = self.code(row, start + i);
-                let v = match &self.codebook {
-                    Some(levels) => levels[q as usize] as i32,
-                    None => q as i32 - z as i32,
+                let c = start + i;
+                let v = if self.bits == 8 {
+                    data[c] as i8 as i32
+                } else {
+                    nibble[((data[c / 2] >> (4 * (c % 2))) & 0x0F) as usize]
                 };
-                *o = s * v as f32;
+                *o = s * (v - z) as f32;
             }
         }
     }
