@@ -353,7 +353,7 @@ qlinear_status qlinear_device_create_with_isa(size_t threads,
 /**
  * Creates a device with every option.
  *
- * * `threads`: worker threads it owns (0 = one per core, 1 = inline) when `run` is NULL;
+ * * `threads`: worker threads it owns (0 = one per core, 1 = inline, at most 1024) when `run` is NULL;
  *   the host's thread count (at least 1) when `run` is given.
  * * `isa`: as in `qlinear_device_create_with_isa`, or NULL for `QLINEAR_ISA` / the best.
  * * `run`, `run_ctx`: the host's job system (see `qlinear_job_run_fn`), or NULL to own

@@ -6,6 +6,7 @@
 //! library's crate types.
 
 mod common;
+mod sweep_gen;
 
 use std::process::Command;
 
@@ -141,4 +142,66 @@ fn c_harness_passes() {
 fn quickstart_runs() {
     let out = build_and_run_c("quickstart", "bindings/c/examples/quickstart.c");
     assert!(out.contains("saved"), "{out}");
+}
+
+/// Every exported `qlinear_*` function of the built library.
+fn exported_functions() -> Vec<String> {
+    let out = run(Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(cdylib()));
+    let mut names: Vec<String> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[1] == "T" && f[2].starts_with("qlinear_")).then(|| f[2].to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn bad_input_sweep_of_every_c_function() {
+    let header = std::fs::read_to_string(crate_dir().join("include/qlinear.h")).unwrap();
+    let protos = sweep_gen::parse_header(&header);
+    // The sweep covers the header, and the header every exported function.
+    let mut swept: Vec<String> = protos.iter().map(|p| p.name.clone()).collect();
+    swept.sort();
+    assert_eq!(swept, exported_functions(), "header functions vs exports");
+    assert!(protos.len() >= 60, "{} functions parsed", protos.len());
+    let dir = scratch("c_abi", "sweep");
+    let src = dir.join("sweep.c");
+    std::fs::write(&src, sweep_gen::generate(&protos)).unwrap();
+    let libs = soname_dir(&dir);
+    let exe = dir.join("sweep");
+    run(Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g"])
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg(cdylib())
+        .arg(format!("-Wl,-rpath,{}", libs.display()))
+        .args(["-lpthread", "-lm"]));
+    // QLINEAR_VALGRIND=1 (as .ci/run sets) runs it under valgrind memcheck, failing on any
+    // error or leak.
+    let out = if std::env::var("QLINEAR_VALGRIND").as_deref() == Ok("1") {
+        run(Command::new("valgrind")
+            .args(["--quiet", "--leak-check=full", "--show-leak-kinds=all"])
+            .args(["--errors-for-leak-kinds=all", "--error-exitcode=1"])
+            .arg(&exe)
+            .current_dir(&dir))
+    } else {
+        run(Command::new(&exe).current_dir(&dir))
+    };
+    assert!(out.contains(", 0 failures"), "{out}");
+    let calls: usize = out
+        .split("sweep: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(calls > 400, "{out}");
+    eprintln!("{}", out.trim());
 }

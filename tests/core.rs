@@ -1512,6 +1512,17 @@ fn a_device_rejects_zero_threads() {
     );
 }
 
+#[test]
+fn a_device_rejects_absurd_thread_counts_without_panicking() {
+    for t in [1025, usize::MAX] {
+        assert_err(
+            CpuDevice::with_threads(t),
+            "InvalidArgument",
+            &["at most 1024"],
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Threads.
 // ---------------------------------------------------------------------------------------

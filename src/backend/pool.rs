@@ -58,11 +58,19 @@ impl fmt::Debug for Executor {
     }
 }
 
+/// Most threads a device may own (a host job system may report more).
+pub const MAX_THREADS: usize = 1024;
+
 impl Executor {
     /// A pool of `threads` workers, or `Inline` when `threads` is 1.
     pub fn with_threads(threads: usize, spin: Duration) -> Result<Self> {
         if threads == 0 {
             return Err(Error::invalid("thread count must be at least 1, got 0"));
+        }
+        if threads > MAX_THREADS {
+            return Err(Error::invalid(format!(
+                "thread count must be at most {MAX_THREADS}, got {threads}"
+            )));
         }
         if threads == 1 {
             return Ok(Executor::Inline);
