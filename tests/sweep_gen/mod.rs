@@ -277,8 +277,9 @@ fn arg_for(func: &str, i: usize, p: &Param) -> Arg {
 /// The C function that sweeps `p`.
 fn sweep_function(p: &Proto) -> String {
     let mut s = format!("static void sweep_{}(void) {{\n", p.name);
-    if p.name.ends_with("_free") {
-        // Only NULL: anything else would free a shared handle.
+    if p.ret == "void" {
+        // The free functions (the only ones returning nothing): only NULL, as anything else
+        // would free a shared handle.
         let nulls: Vec<&str> = p
             .params
             .iter()
