@@ -5,22 +5,14 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    for p in [
-        "build.rs",
-        "cbindgen.toml",
-        "src/ffi",
-        "bindings/c/qlinear.map",
-    ] {
+    for p in ["build.rs", "cbindgen.toml", "src/ffi"] {
         println!("cargo:rerun-if-changed={p}");
     }
 
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        // rustc's own version script already exports only the #[no_mangle] functions (all
+        // qlinear_*, checked by tests/c_abi.rs); a second script would clash with it.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libqlinear.so.0");
-        let map = dir.join("bindings/c/qlinear.map");
-        println!(
-            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
-            map.display()
-        );
     }
 
     let version = (

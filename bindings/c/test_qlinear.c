@@ -396,15 +396,18 @@ static void test_devices(void) {
     size_t threads = 0;
     const char *isa = NULL;
     bool avail = false;
-    const char *names[2] = {"avx2", "avx512"};
+    const char *names[5] = {"avx2", "avx512", "neon", "neon-dotprod", "neon-i8mm"};
     int i, unsupported_seen = 0;
 
     EXPECT(qlinear_device_create(1, &d), QLINEAR_OK);
     EXPECT(qlinear_device_threads(d, &threads), QLINEAR_OK);
     CHECK(threads == 1, "device(1) runs inline: threads = %zu", threads);
     EXPECT(qlinear_device_isa(d, &isa), QLINEAR_OK);
-    CHECK(isa != NULL && (!strcmp(isa, "scalar") || !strcmp(isa, "avx2") || !strcmp(isa, "avx512")),
+    CHECK(isa != NULL && (!strcmp(isa, "scalar") || !strcmp(isa, "avx2") || !strcmp(isa, "avx512") ||
+                          !strcmp(isa, "neon") || !strcmp(isa, "neon-dotprod") ||
+                          !strcmp(isa, "neon-i8mm")),
           "device ISA is %s", isa ? isa : "(null)");
+    printf("device isa: %s\n", isa ? isa : "(null)");
     EXPECT(qlinear_device_threads(NULL, &threads), QLINEAR_ERR_NULL_ARGUMENT);
     EXPECT(qlinear_device_threads(d, NULL), QLINEAR_ERR_NULL_ARGUMENT);
     EXPECT(qlinear_device_isa(NULL, &isa), QLINEAR_ERR_NULL_ARGUMENT);
@@ -442,7 +445,7 @@ static void test_devices(void) {
     EXPECT(qlinear_isa_is_available("sse9", &avail), QLINEAR_ERR_INVALID_ARGUMENT);
     EXPECT(qlinear_isa_is_available(NULL, &avail), QLINEAR_ERR_NULL_ARGUMENT);
     EXPECT(qlinear_isa_is_available("scalar", NULL), QLINEAR_ERR_NULL_ARGUMENT);
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 5; i++) {
         REQUIRE(qlinear_isa_is_available(names[i], &avail));
         d = NULL;
         if (avail) {

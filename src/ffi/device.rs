@@ -247,6 +247,9 @@ pub unsafe extern "C" fn qlinear_device_isa(
             Isa::Scalar => c"scalar",
             Isa::Avx2 => c"avx2",
             Isa::Avx512 => c"avx512",
+            Isa::Neon => c"neon",
+            Isa::NeonDotprod => c"neon-dotprod",
+            Isa::NeonI8mm => c"neon-i8mm",
         };
         // SAFETY: checked non-NULL, writable per the contract.
         unsafe { name.write(s.as_ptr()) };

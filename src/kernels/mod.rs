@@ -1,10 +1,15 @@
 //! Kernel selection: the one place that looks at CPU features.
 //!
 //! Features are detected once per device and turned into a [`KernelTable`] of function
-//! pointers; kernels themselves never test features. `QLINEAR_ISA=scalar|avx2|avx512`
+//! pointers; kernels themselves never test features. `QLINEAR_ISA=scalar|avx2|avx512|neon|
+//! neon-dotprod|neon-i8mm`
 //! (or [`crate::CpuDeviceBuilder::isa`]) forces a path; asking for a path this CPU lacks is
 //! an error, never a silent fallback.
 
+#[macro_use]
+pub(crate) mod blocking;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
 pub(crate) mod reference;
 #[cfg(test)]
 mod tests;
@@ -27,27 +32,43 @@ pub enum Isa {
     Avx2,
     /// AVX-512 F/BW/DQ/VL with VNNI (`vpdpbusd`) and F16C.
     Avx512,
+    /// aarch64 NEON (ARMv8-A): FMA, int8 products by widening multiplies.
+    Neon,
+    /// NEON with the dot-product extension (`sdot`).
+    NeonDotprod,
+    /// NEON with dot products and the int8 matrix extension (`smmla` for row pairs).
+    NeonI8mm,
 }
 
 impl Isa {
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 6] = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Neon,
+        Isa::NeonDotprod,
+        Isa::NeonI8mm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+            Isa::NeonDotprod => "neon-dotprod",
+            Isa::NeonI8mm => "neon-i8mm",
         }
     }
 
-    /// Parses `scalar`, `avx2` or `avx512`.
+    /// Parses `scalar`, `avx2`, `avx512`, `neon`, `neon-dotprod` or `neon-i8mm`.
     pub fn parse(s: &str) -> Result<Isa> {
         Isa::ALL
             .into_iter()
             .find(|i| i.name() == s.trim().to_ascii_lowercase())
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown ISA {s:?}: expected scalar, avx2 or avx512"
+                    "unknown ISA {s:?}: expected scalar, avx2, avx512, neon, neon-dotprod or neon-i8mm"
                 ))
             })
     }
@@ -71,17 +92,33 @@ impl Isa {
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            // NEON is part of every ARMv8-A core.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => {
+                Isa::Neon.is_available() && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => {
+                Isa::NeonDotprod.is_available() && std::arch::is_aarch64_feature_detected!("i8mm")
+            }
             _ => false,
         }
     }
 
     /// The fastest available path.
     pub fn best() -> Isa {
-        [Isa::Avx512, Isa::Avx2]
-            .into_iter()
-            .find(|i| i.is_available())
-            .unwrap_or(Isa::Scalar)
+        [
+            Isa::Avx512,
+            Isa::Avx2,
+            Isa::NeonI8mm,
+            Isa::NeonDotprod,
+            Isa::Neon,
+        ]
+        .into_iter()
+        .find(|i| i.is_available())
+        .unwrap_or(Isa::Scalar)
     }
 
     /// The path `QLINEAR_ISA` asks for, or the best one when it is unset, empty or `auto`.
@@ -207,6 +244,21 @@ pub(crate) const PATHS: &[Path] = &[
     Path {
         table: x86::avx2::TABLE,
         available: || Isa::Avx2.is_available(),
+    },
+    #[cfg(target_arch = "aarch64")]
+    Path {
+        table: aarch64::TABLE_I8MM,
+        available: || Isa::NeonI8mm.is_available(),
+    },
+    #[cfg(target_arch = "aarch64")]
+    Path {
+        table: aarch64::TABLE_DOTPROD,
+        available: || Isa::NeonDotprod.is_available(),
+    },
+    #[cfg(target_arch = "aarch64")]
+    Path {
+        table: aarch64::TABLE_NEON,
+        available: || Isa::Neon.is_available(),
     },
     Path {
         table: reference::TABLE,

@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::{load_scales, load_step, load_zeros, nibble_bytes, nibble_table, store_tile};
-use crate::kernels::x86::for_each_block;
+use crate::kernels::blocking::for_each_block;
 use crate::kernels::{Dyn8Acts, OutPtr};
 use crate::quant::pack::{PackedQuant, NR};
 use crate::quant::{WeightFormat, DYN8_BLOCK};

@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::{load_scales, load_step, load_zeros, nibble_bytes, nibble_table, store_tile};
-use crate::kernels::x86::for_each_block;
+use crate::kernels::blocking::for_each_block;
 use crate::kernels::{ExactActs, OutPtr};
 use crate::quant::pack::{PackedQuant, NR};
 use crate::quant::WeightFormat;

@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::col_mask;
-use crate::kernels::x86::for_each_block;
+use crate::kernels::blocking::for_each_block;
 use crate::kernels::OutPtr;
 use crate::quant::pack::{PackedDense, NR};
 

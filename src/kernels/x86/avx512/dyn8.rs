@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::{col_mask, load_scales, load_zeros};
-use crate::kernels::x86::for_each_block;
+use crate::kernels::blocking::for_each_block;
 use crate::kernels::{Dyn8Acts, OutPtr};
 use crate::quant::pack::{PackedQuant, NR};
 use crate::quant::{WeightFormat, DYN8_BLOCK};

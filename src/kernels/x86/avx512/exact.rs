@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::{col_mask, load_scales, load_zeros};
-use crate::kernels::x86::for_each_block;
+use crate::kernels::blocking::for_each_block;
 use crate::kernels::{ExactActs, OutPtr};
 use crate::quant::pack::{PackedQuant, NR};
 
