@@ -19,9 +19,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "qlinear.h"
+
+/* The few calls that differ between POSIX and Windows (mingw-w64 with winpthreads). */
+#ifdef _WIN32
+#include <malloc.h>
+#include <process.h>
+static void *aligned_block(size_t align, size_t size) { return _aligned_malloc(size, align); }
+static void aligned_block_free(void *p) { _aligned_free(p); }
+#define process_id _getpid
+#define TEMP_ENV "TEMP"
+#else
+#include <unistd.h>
+static void *aligned_block(size_t align, size_t size) {
+    void *p = NULL;
+    return posix_memalign(&p, align, size) == 0 ? p : NULL;
+}
+static void aligned_block_free(void *p) { free(p); }
+#define process_id getpid
+#define TEMP_ENV "TMPDIR"
+#endif
+
+/* `<temporary directory>/<name>-<process id>` in `out` (of `cap` bytes). */
+static void temp_path(char *out, size_t cap, const char *name) {
+    const char *dir = getenv(TEMP_ENV);
+    snprintf(out, cap, "%s/%s-%ld", dir && *dir ? dir : "/tmp", name, (long)process_id());
+}
 
 /* ---------------------------------------------------------------- check helpers */
 
@@ -321,9 +345,10 @@ typedef struct {
 
 static void *ca_alloc(void *ctx, size_t size, size_t align) {
     counting_alloc *a = ctx;
-    void *p = NULL;
+    void *p;
     if (a->fail) return NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) != 0) return NULL;
+    p = aligned_block(align < sizeof(void *) ? sizeof(void *) : align, size);
+    if (p == NULL) return NULL;
     pthread_mutex_lock(&a->lock);
     a->live++;
     a->total++;
@@ -338,7 +363,7 @@ static void ca_free(void *ctx, void *ptr, size_t size, size_t align) {
     a->live--;
     a->bytes -= size;
     pthread_mutex_unlock(&a->lock);
-    free(ptr);
+    aligned_block_free(ptr);
 }
 
 /* ---------------------------------------------------------------- concurrent forward */
@@ -1204,10 +1229,10 @@ static void test_model(const qlinear_device *dev) {
     const qlinear_quantized_linear *layers[2];
     const char *names[2] = {"attn.q_proj", "mlp.up_proj"};
     const char *name = NULL;
-    char path[] = "/tmp/qlinear_model_XXXXXX";
+    char path[512], never[512];
     unsigned char *bytes = NULL;
     size_t len = 0, count = 0;
-    int fd;
+    FILE *f;
 
     REQUIRE(qlinear_quant_config_create_int8(&c8));
     REQUIRE(qlinear_quant_config_create_int4_uniform(&c4));
@@ -1219,9 +1244,11 @@ static void test_model(const qlinear_device *dev) {
     layers[0] = qa;
     layers[1] = qb;
 
-    fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    if (fd >= 0) close(fd);
+    temp_path(path, sizeof path, "qlinear_model");
+    temp_path(never, sizeof never, "qlinear_never_written");
+    f = fopen(path, "wb"); /* an existing file, which the save replaces */
+    CHECK(f != NULL, "create %s", path);
+    if (f) fclose(f);
     EXPECT(qlinear_model_save_file(path, layers, names, 2), QLINEAR_OK);
     EXPECT(qlinear_model_save_file(NULL, layers, names, 2), QLINEAR_ERR_NULL_ARGUMENT);
     EXPECT(qlinear_model_save_file(path, NULL, names, 2), QLINEAR_ERR_NULL_ARGUMENT);
@@ -1229,9 +1256,11 @@ static void test_model(const qlinear_device *dev) {
     EXPECT(qlinear_model_save_file("/nonexistent-dir/x.qlin", layers, names, 2), QLINEAR_ERR_IO);
     {
         const char *dup[2] = {"same", "same"};
-        EXPECT(qlinear_model_save_file("/tmp/qlinear_never_written.qlin", layers, dup, 2),
-               QLINEAR_ERR_INVALID_ARGUMENT);
-        remove("/tmp/qlinear_never_written.qlin");
+        EXPECT(qlinear_model_save_file(never, layers, dup, 2), QLINEAR_ERR_INVALID_ARGUMENT);
+        f = fopen(never, "rb");
+        CHECK(f == NULL, "a refused save created %s", never);
+        if (f) fclose(f);
+        remove(never);
     }
 
     /* load from file */

@@ -1,6 +1,6 @@
 //! Dyn8: int8 activations × signed weight bytes (int8 with its offset removed, 4-bit codes
 //! looked up as their values with `tbl`). Four products per i32 lane: `sdot` with the
-//! dot-product extension, widening multiplies and pairwise adds without it; with the int8
+//! dot-product extension, widening multiplies and pairwise accumulates without it; with the int8
 //! matrix extension, pairs of rows take `smmla` (2 rows × 2 columns × 8 inputs per
 //! instruction). Per block the i32 sum is scaled into f32 in the scalar oracle's order, so
 //! every path gives its bits.
@@ -28,21 +28,42 @@ unsafe fn broadcast4(p: *const i8) -> int8x16_t {
     vreinterpretq_s8_s32(vdupq_n_s32((p as *const i32).read_unaligned()))
 }
 
-/// Per lane `Σ_{b<4} w[4i+b] · x[4i+b]` without `sdot`: 8 products in i16, then two
-/// pairwise widening adds (|w·x| ≤ 128·127, so no step overflows).
-#[inline(always)]
-unsafe fn dot4_widen(w: int8x16_t, x: int8x16_t) -> int32x4_t {
-    let lo = vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x)));
-    let hi = vpaddlq_s16(vmull_high_s8(w, x));
-    vpaddq_s32(lo, hi)
-}
+/// The i32 block sums of one row and 16 columns. With `sdot`, register `c` holds columns
+/// 4c..4c+4, one per lane. Without it, the products are formed 8 at a time in i16 by
+/// `smull`/`smull2` and accumulated pairwise by `sadalp` (two products of at most 128·127
+/// fit in i16): register 2c then holds columns 4c, 4c+1 and 2c+1 columns 4c+2, 4c+3, each
+/// as two partial sums, and `fold` adds the pairs at the end of the block.
+#[derive(Clone, Copy)]
+struct BlockSums([int32x4_t; 8]);
 
-#[inline(always)]
-unsafe fn dot4<const HOW: u8>(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
-    if HOW == SDOT {
-        sdot(acc, w, x)
-    } else {
-        vaddq_s32(acc, dot4_widen(w, x))
+impl BlockSums {
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        BlockSums([vdupq_n_s32(0); 8])
+    }
+
+    /// Adds the 4-input products of the weight register for columns 4c..4c+4 with the
+    /// activation bytes `x` (four inputs repeated in every lane).
+    #[inline(always)]
+    unsafe fn add<const HOW: u8>(&mut self, c: usize, w: int8x16_t, x: int8x16_t) {
+        if HOW == SDOT {
+            self.0[c] = sdot(self.0[c], w, x);
+        } else {
+            let lo = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+            let hi = vmull_high_s8(w, x);
+            self.0[2 * c] = vpadalq_s16(self.0[2 * c], lo);
+            self.0[2 * c + 1] = vpadalq_s16(self.0[2 * c + 1], hi);
+        }
+    }
+
+    /// The block sums of columns 4c..4c+4, one per lane.
+    #[inline(always)]
+    unsafe fn fold<const HOW: u8>(&self, c: usize) -> int32x4_t {
+        if HOW == SDOT {
+            self.0[c]
+        } else {
+            vpaddq_s32(self.0[2 * c], self.0[2 * c + 1])
+        }
     }
 }
 
@@ -77,16 +98,7 @@ unsafe fn dyn8_rows<const BITS: u8, const HOW: u8, const MR: usize>(
         let mut from = 0;
         while from < w.group_len_padded(g) {
             let (blk, to) = block_at(w, a, g, from);
-            // Asymmetric: start from −zero·Σx, so the block sums Σ x·(q − zero).
-            let mut iacc = [[vdupq_n_s32(0); 4]; MR];
-            if !w.symmetric {
-                for i in 0..MR {
-                    let sum = *a.sums.get_unchecked((r0 + i) * a.blocks + blk);
-                    for c in 0..4 {
-                        iacc[i][c] = vnegq_s32(vmulq_n_s32(zero[c], sum));
-                    }
-                }
-            }
+            let mut iacc = [BlockSums::zero(); MR];
             for s in from / step..to / step {
                 let v = signed_step::<BITS>(base.add(g * w.group_bytes + s * 64), table);
                 let k0 = g * w.kg + s * step;
@@ -95,22 +107,28 @@ unsafe fn dyn8_rows<const BITS: u8, const HOW: u8, const MR: usize>(
                     let x0 = broadcast4(xr);
                     let x1 = if BITS == 8 { x0 } else { broadcast4(xr.add(4)) };
                     for c in 0..4 {
-                        iacc[i][c] = dot4::<HOW>(iacc[i][c], v[c].0, x0);
+                        iacc[i].add::<HOW>(c, v[c].0, x0);
                         if BITS == 4 {
-                            iacc[i][c] = dot4::<HOW>(iacc[i][c], v[c].1, x1);
+                            iacc[i].add::<HOW>(c, v[c].1, x1);
                         }
                     }
                 }
             }
             for i in 0..MR {
                 let sx = *a.scale.get_unchecked((r0 + i) * a.blocks + blk);
+                // Asymmetric: Σ x·(q − zero) = Σ x·q − zero·Σx (exact in i32).
+                let sum = *a.sums.get_unchecked((r0 + i) * a.blocks + blk);
                 for c in 0..4 {
+                    let mut isum = iacc[i].fold::<HOW>(c);
+                    if !w.symmetric {
+                        isum = vmlsq_n_s32(isum, zero[c], sum);
+                    }
                     let m = if a.per_row {
                         sc[c]
                     } else {
                         vmulq_n_f32(sc[c], sx)
                     };
-                    acc[i][c] = vfmaq_f32(acc[i][c], vcvtq_f32_s32(iacc[i][c]), m);
+                    acc[i][c] = vfmaq_f32(acc[i][c], vcvtq_f32_s32(isum), m);
                 }
             }
             from = to;
