@@ -5,12 +5,16 @@
 //!
 //! ```text
 //! cargo run --release --example bench [-- --quick] [--csv] [--threads 1,2]
+//!     [--formats int8,cb4] [--modes exact,dyn8] [--batches 32,128] [--states hot]
 //! cargo run --release --example bench -- --quantize   # quantization throughput
 //! ```
 //!
 //! `peak_share` is the case's rate over the machine's peak measured at the start of the run
 //! (`examples/common/peaks.rs`): f32 FMA FLOP/s for f32 and exact rows, `vpdpbusd` OP/s for
-//! dyn8 rows. `stream_share` is weight GB/s over the stream read of the same bytes.
+//! dyn8 rows. `stream_share` is weight GB/s over the stream read of the same bytes. The
+//! header also gives the `vpdpbusd` rate left once every 8 of them carry block-wise dyn8's
+//! f32 scaling (one conversion and one FMA, plus a multiply for group-wise weights): that
+//! share of the peak is as far as a block-wise dyn8 kernel can go on this core.
 
 #[path = "common/peaks.rs"]
 mod peaks;
@@ -253,27 +257,37 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let csv = args.iter().any(|a| a == "--csv");
-    let threads: Vec<usize> = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| {
-            s.split(',')
-                .map(|t| t.parse().expect("--threads 1,2"))
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1, 2]);
+    // `--name a,b`: the listed values, if given.
+    let list = |name: &str| -> Option<Vec<String>> {
+        let i = args.iter().position(|a| a == name)?;
+        Some(args.get(i + 1)?.split(',').map(str::to_string).collect())
+    };
+    let numbers = |name: &str| -> Option<Vec<usize>> {
+        list(name).map(|v| v.iter().map(|t| t.parse().expect(name)).collect())
+    };
+    let threads = numbers("--threads").unwrap_or_else(|| vec![1, 2]);
+    let only_formats = list("--formats");
+    let only_modes = list("--modes");
     let shapes: &[(usize, usize)] = if quick {
         &[(4096, 4096)]
     } else {
         &[(4096, 4096), (4096, 11008), (11008, 4096)]
     };
-    let batches: &[usize] = if quick {
-        &[1, 32, 128]
-    } else {
-        &[1, 8, 32, 128]
+    let batches: Vec<usize> = numbers("--batches").unwrap_or_else(|| {
+        if quick {
+            vec![1, 32, 128]
+        } else {
+            vec![1, 8, 32, 128]
+        }
+    });
+    let states: Vec<&str> = match list("--states") {
+        Some(v) => ["hot", "cold"]
+            .into_iter()
+            .filter(|s| v.iter().any(|w| w == s))
+            .collect(),
+        None if quick => vec!["hot"],
+        None => vec!["hot", "cold"],
     };
-    let states: &[&str] = if quick { &["hot"] } else { &["hot", "cold"] };
     // The defaults (int8, and int4 = the cb4 codebook) next to the uniform int4 they
     // replaced; every quantized format runs exact, block-wise dyn8 and per-row dyn8 (the
     // mode block-wise dyn8 replaced).
@@ -282,7 +296,10 @@ fn main() {
         ("int8".into(), Some(QuantConfig::int8())),
         ("int4".into(), Some(QuantConfig::int4_uniform())),
         ("cb4".into(), Some(QuantConfig::int4())),
-    ];
+    ]
+    .into_iter()
+    .filter(|(f, _)| only_formats.as_ref().is_none_or(|v| v.contains(f)))
+    .collect();
 
     // (threads, f32 FMA GFLOP/s, vpdpbusd GOP/s), measured once before the cases.
     let peaks_by_threads: Vec<(usize, f64, f64)> = threads
@@ -290,6 +307,14 @@ fn main() {
         .map(|&t| {
             let (f, v) = peaks::peaks(t).unwrap_or((0.0, 0.0));
             eprintln!("peaks, {t} threads: f32 FMA {f:.0} GFLOP/s, vpdpbusd {v:.0} GOP/s");
+            if let Some((c, g)) = peaks::block_scaled_vnni(t) {
+                eprintln!(
+                    "  vpdpbusd with dyn8's block scaling (the ceiling of a dyn8 row's peak_share): \
+                     per-channel {:.2}, group-wise {:.2}",
+                    c / v,
+                    g / v
+                );
+            }
             (t, f, v)
         })
         .collect();
@@ -324,10 +349,19 @@ fn main() {
             } else {
                 &[None]
             };
+            let modes: Vec<Option<ActivationMode>> = modes
+                .iter()
+                .copied()
+                .filter(|m| {
+                    only_modes
+                        .as_ref()
+                        .is_none_or(|v| v.iter().any(|w| *w == m.map_or("-", |m| m.name())))
+                })
+                .collect();
             for &t in &threads {
                 let dev = CpuDevice::with_threads(t).unwrap();
-                for &mode in modes {
-                    for &state in states {
+                for &mode in &modes {
+                    for &state in &states {
                         let one_bytes = q.as_ref().map_or(4 * k * n, |q| q.size_in_bytes());
                         let count = if state == "hot" {
                             1
@@ -363,7 +397,7 @@ fn main() {
                             .collect();
                         let total_bytes: usize = layers.iter().map(|l| l.weight_bytes()).sum();
                         let stream_buf = vec![1u64; total_bytes / 8];
-                        for &m in batches {
+                        for &m in &batches {
                             let stream = stream_gbps(&stream_buf, t);
                             let x: Vec<f32> = (0..m * k)
                                 .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0)
