@@ -40,7 +40,7 @@ rm -rf "$vm/root"
 mkdir -p "$vm/root/tests" "$vm/root/tmp" "$vm/root/dev" "$vm/root/bin"
 # A shell: one format test runs the CLI under `sh -c 'ulimit -f …'`.
 if [ ! -x "$vm/busybox/bin/busybox" ]; then
-    (cd "$vm" && rm -f busybox-static_*.deb && apt-get download busybox-static:arm64 > /dev/null &&
+    (cd "$vm" && rm -f busybox-static_*.deb && apt-get download busybox-static:arm64 > /dev/null 2>&1 &&
         dpkg-deb -x busybox-static_*.deb busybox)
 fi
 cp "$vm/busybox/bin/busybox" "$vm/root/bin/busybox"
@@ -69,7 +69,7 @@ aarch64-linux-gnu-gcc -std=c99 -Wall -Wextra -Werror -O1 -static -Iinclude \
 echo "== aarch64: kernel and initramfs"
 if ! ls "$vm"/kernel/boot/vmlinuz-* > /dev/null 2>&1; then
     pkg=$(apt-cache depends linux-image-cloud-arm64:arm64 | awk '/Depends:/ {print $2; exit}')
-    (cd "$vm" && apt-get download "$pkg" > /dev/null && dpkg-deb -x ./*.deb kernel)
+    (cd "$vm" && rm -f "$pkg"_*.deb && apt-get download "$pkg" > /dev/null 2>&1 && dpkg-deb -x "$pkg"_*.deb kernel)
 fi
 kernel=$(ls "$vm"/kernel/boot/vmlinuz-* | head -n 1)
 (cd "$vm/root" && find . | cpio -o -H newc 2> /dev/null | gzip -1 > "$vm/initrd.gz")
