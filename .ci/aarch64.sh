@@ -69,7 +69,8 @@ aarch64-linux-gnu-gcc -std=c99 -Wall -Wextra -Werror -O1 -static -Iinclude \
 echo "== aarch64: kernel and initramfs"
 if ! ls "$vm"/kernel/boot/vmlinuz-* > /dev/null 2>&1; then
     pkg=$(apt-cache depends linux-image-cloud-arm64:arm64 | awk '/Depends:/ {print $2; exit}')
-    (cd "$vm" && rm -f "$pkg"_*.deb && apt-get download "$pkg" > /dev/null 2>&1 && dpkg-deb -x "$pkg"_*.deb kernel)
+    (cd "$vm" && rm -f "${pkg%%:*}"_*.deb && apt-get download "$pkg" > /dev/null 2>&1 &&
+        dpkg-deb -x "${pkg%%:*}"_*.deb kernel)
 fi
 kernel=$(ls "$vm"/kernel/boot/vmlinuz-* | head -n 1)
 (cd "$vm/root" && find . | cpio -o -H newc 2> /dev/null | gzip -1 > "$vm/initrd.gz")
