@@ -5,6 +5,7 @@
 //! the backend, so a GPU backend is one more implementation of this trait. Tensors keep
 //! their elements in host memory in this version.
 
+mod activations;
 pub mod alloc;
 pub mod cpu;
 pub mod pool;
