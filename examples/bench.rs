@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release --example bench [-- --quick] [--csv] [--threads 1,2]
 //!     [--formats int8,cb4] [--modes exact,dyn8] [--batches 32,128] [--states hot]
+//!     [--shapes 4096x4096,512x4096]
 //! cargo run --release --example bench -- --quantize   # quantization throughput
 //! ```
 //!
@@ -22,6 +23,7 @@ mod peaks;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use qlinear::backend::alloc::AlignedBuf;
 use qlinear::{
     ActivationMode, CpuDevice, DType, Linear, QuantConfig, QuantizedLinear, QuantizedTensor, Tensor,
 };
@@ -268,10 +270,17 @@ fn main() {
     let threads = numbers("--threads").unwrap_or_else(|| vec![1, 2]);
     let only_formats = list("--formats");
     let only_modes = list("--modes");
-    let shapes: &[(usize, usize)] = if quick {
-        &[(4096, 4096)]
-    } else {
-        &[(4096, 4096), (4096, 11008), (11008, 4096)]
+    // `--shapes KxN,...` (inputs × outputs) replaces the default shapes.
+    let shapes: Vec<(usize, usize)> = match list("--shapes") {
+        Some(v) => v
+            .iter()
+            .map(|s| {
+                let (k, n) = s.split_once('x').expect("--shapes KxN");
+                (k.parse().expect("K"), n.parse().expect("N"))
+            })
+            .collect(),
+        None if quick => vec![(4096, 4096)],
+        None => vec![(4096, 4096), (4096, 11008), (11008, 4096)],
     };
     let batches: Vec<usize> = numbers("--batches").unwrap_or_else(|| {
         if quick {
@@ -320,7 +329,7 @@ fn main() {
         .collect();
     let mut cases = Vec::new();
     let dev_quant = CpuDevice::new().unwrap();
-    for &(k, n) in shapes {
+    for &(k, n) in &shapes {
         let base =
             Linear::<qlinear::Cpu>::new_seeded(k, n, false, DType::F32, &dev_quant, 42).unwrap();
         let mut seen = Vec::new();
@@ -396,9 +405,19 @@ fn main() {
                             })
                             .collect();
                         let total_bytes: usize = layers.iter().map(|l| l.weight_bytes()).sum();
-                        let stream_buf = vec![1u64; total_bytes / 8];
+                        // The same allocator as the weights, so both sit on the same pages
+                        // (2 MiB ones unless QLINEAR_HUGE_PAGES=0).
+                        let mut stream_bytes = AlignedBuf::zeroed(total_bytes, None).unwrap();
+                        stream_bytes.as_mut_slice().fill(1);
+                        // SAFETY: 64-byte aligned, initialised, len/8 whole u64s.
+                        let stream_buf: &[u64] = unsafe {
+                            std::slice::from_raw_parts(
+                                stream_bytes.as_ptr() as *const u64,
+                                total_bytes / 8,
+                            )
+                        };
                         for &m in &batches {
-                            let stream = stream_gbps(&stream_buf, t);
+                            let stream = stream_gbps(stream_buf, t);
                             let x: Vec<f32> = (0..m * k)
                                 .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0)
                                 .collect();

@@ -1,6 +1,7 @@
 //! Every call into the operating system's file API that the library makes, in one place, so
 //! a port (Windows) is this file: reading a whole file or part of one into owned memory, and
-//! replacing a file so that a crash, a full disk or a kill never leaves a torn one.
+//! replacing a file so that a crash, a full disk or a kill never leaves a torn one; and the
+//! one memory call, the huge-page advice for packed weights.
 //!
 //! Files are read, never memory-mapped: a mapped file that another process truncates raises
 //! SIGBUS in the reader, while a read simply returns fewer bytes, which the parsers report
@@ -149,6 +150,28 @@ pub fn replace_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     };
     sync_dir(dir).map_err(|e| io_error(dir, e))
 }
+
+/// Asks Linux to back `len` bytes at `ptr` (2 MiB aligned, not yet touched) with transparent
+/// huge pages. Advice only: where THP is off or absent the call fails and nothing changes.
+#[cfg(target_os = "linux")]
+pub fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    extern "C" {
+        fn madvise(
+            addr: *mut std::ffi::c_void,
+            len: usize,
+            advice: std::ffi::c_int,
+        ) -> std::ffi::c_int;
+    }
+    const MADV_HUGEPAGE: std::ffi::c_int = 14;
+    if len > 0 {
+        // SAFETY: the range lies inside one live allocation; advice never changes its bytes.
+        unsafe { madvise(ptr.cast(), len, MADV_HUGEPAGE) };
+    }
+}
+
+/// Elsewhere the OS decides page sizes by itself.
+#[cfg(not(target_os = "linux"))]
+pub fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 
 #[cfg(test)]
 mod tests {
