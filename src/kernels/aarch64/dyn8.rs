@@ -260,41 +260,43 @@ unsafe fn dyn8_pair<const BITS: u8>(w: &PackedQuant, a: &Dyn8Acts, r0: usize, t:
     }
 }
 
-/// Dyn8 with plain NEON.
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn q8_q_gemm_neon(
-    w: &PackedQuant,
-    a: &Dyn8Acts,
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    y: OutPtr,
-) {
-    for_each_block(rows, tiles, 2, 1, 1, |r, mr, t, _| {
-        if w.bits == 8 {
-            dispatch_rows!(mr; 1; 2; M => dyn8_rows::<8, WIDEN, M>(w, a, r, t, y))
-        } else {
-            dispatch_rows!(mr; 1; 2; M => dyn8_rows::<4, WIDEN, M>(w, a, r, t, y))
+/// Defines a dyn8 entry point over [`dyn8_rows`] with dot-product flavour `$dot`. A macro
+/// because the block closure must be defined inside the function that carries the target
+/// features, or its intrinsics would not inline.
+macro_rules! dyn8_rows_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $dot:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(
+            w: &PackedQuant,
+            a: &Dyn8Acts,
+            rows: Range<usize>,
+            tiles: Range<usize>,
+            y: OutPtr,
+        ) {
+            for_each_block(rows, tiles, 2, 1, 1, |r, mr, t, _| {
+                if w.bits == 8 {
+                    dispatch_rows!(mr; 1; 2; M => dyn8_rows::<8, $dot, M>(w, a, r, t, y))
+                } else {
+                    dispatch_rows!(mr; 1; 2; M => dyn8_rows::<4, $dot, M>(w, a, r, t, y))
+                }
+            });
         }
-    });
+    };
 }
 
-/// Dyn8 with `sdot`.
-#[target_feature(enable = "neon,dotprod")]
-pub(crate) unsafe fn q8_q_gemm_neon_dotprod(
-    w: &PackedQuant,
-    a: &Dyn8Acts,
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    y: OutPtr,
-) {
-    for_each_block(rows, tiles, 2, 1, 1, |r, mr, t, _| {
-        if w.bits == 8 {
-            dispatch_rows!(mr; 1; 2; M => dyn8_rows::<8, SDOT, M>(w, a, r, t, y))
-        } else {
-            dispatch_rows!(mr; 1; 2; M => dyn8_rows::<4, SDOT, M>(w, a, r, t, y))
-        }
-    });
-}
+dyn8_rows_entry!(
+    /// Dyn8 with plain NEON.
+    q8_q_gemm_neon,
+    "neon",
+    WIDEN
+);
+dyn8_rows_entry!(
+    /// Dyn8 with `sdot`.
+    q8_q_gemm_neon_dotprod,
+    "neon,dotprod",
+    SDOT
+);
 
 /// Dyn8 with `smmla` for row pairs (and `sdot` for a last single row).
 #[target_feature(enable = "neon,dotprod,i8mm")]
