@@ -39,11 +39,15 @@ empty :=
 space := $(empty) $(empty)
 STATIC_LIBS_CMAKE := $(subst $(space),;,$(patsubst -l%,%,$(filter-out -lpthread -lc,$(STATIC_LIBS))))
 
+# The Go package's sources (every .go file but the tests).
+GO_SOURCES := $(sort $(filter-out %_test.go,$(wildcard bindings/go/*.go)))
+
 FILES := lib/libqlinear.so.$(VERSION) lib/libqlinear.so.$(MAJOR) lib/libqlinear.so \
 	lib/libqlinear.a include/qlinear.h include/qlinear.hpp lib/pkgconfig/qlinear.pc \
 	lib/cmake/qlinear/qlinearConfig.cmake lib/cmake/qlinear/qlinearConfigVersion.cmake \
 	share/doc/qlinear/README.md share/doc/qlinear/LICENSE-MIT \
-	share/doc/qlinear/LICENSE-APACHE share/qlinear/go/go.mod share/qlinear/go/qlinear.go \
+	share/doc/qlinear/LICENSE-APACHE share/qlinear/go/go.mod \
+	$(patsubst bindings/go/%,share/qlinear/go/%,$(GO_SOURCES)) \
 	share/qlinear/install-manifest.txt
 DIRS := share/qlinear/go share/qlinear share/doc/qlinear share/doc lib/cmake/qlinear lib/cmake \
 	lib/pkgconfig include lib share
@@ -71,7 +75,7 @@ install: build
 	$(SUBST) bindings/cmake/qlinearConfigVersion.cmake.in \
 		> $(ROOT)/lib/cmake/qlinear/qlinearConfigVersion.cmake
 	install -m 644 README.md LICENSE-MIT LICENSE-APACHE $(ROOT)/share/doc/qlinear/
-	install -m 644 bindings/go/go.mod bindings/go/qlinear.go $(ROOT)/share/qlinear/go/
+	install -m 644 bindings/go/go.mod $(GO_SOURCES) $(ROOT)/share/qlinear/go/
 	printf '%s\n' $(FILES) > $(ROOT)/share/qlinear/install-manifest.txt
 	@echo "installed qlinear $(VERSION) under $(ROOT)"
 
