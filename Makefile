@@ -9,7 +9,7 @@
 #
 #   lib/libqlinear.so.VERSION, lib/libqlinear.so.MAJOR -> it, lib/libqlinear.so -> .MAJOR
 #   lib/libqlinear.a
-#   include/qlinear.h, include/qlinear.hpp
+#   include/qlinear.h, include/qlinear.hpp, include/qlinear_base.hpp
 #   lib/pkgconfig/qlinear.pc                        (relocatable: ${pcfiledir})
 #   lib/cmake/qlinear/qlinearConfig.cmake, qlinearConfigVersion.cmake   (relocatable)
 #   share/qlinear/go/                               (the Go package's sources, for `replace`)
@@ -43,7 +43,7 @@ STATIC_LIBS_CMAKE := $(subst $(space),;,$(patsubst -l%,%,$(filter-out -lpthread 
 GO_SOURCES := $(sort $(filter-out %_test.go,$(wildcard bindings/go/*.go)))
 
 FILES := lib/libqlinear.so.$(VERSION) lib/libqlinear.so.$(MAJOR) lib/libqlinear.so \
-	lib/libqlinear.a include/qlinear.h include/qlinear.hpp lib/pkgconfig/qlinear.pc \
+	lib/libqlinear.a include/qlinear.h include/qlinear.hpp include/qlinear_base.hpp lib/pkgconfig/qlinear.pc \
 	lib/cmake/qlinear/qlinearConfig.cmake lib/cmake/qlinear/qlinearConfigVersion.cmake \
 	share/doc/qlinear/README.md share/doc/qlinear/LICENSE-MIT \
 	share/doc/qlinear/LICENSE-APACHE share/qlinear/go/go.mod \
@@ -69,7 +69,7 @@ install: build
 	ln -sf libqlinear.so.$(MAJOR) $(ROOT)/lib/libqlinear.so
 	install -m 644 $(BUILT)/libqlinear.a $(ROOT)/lib/libqlinear.a
 	strip --strip-debug $(ROOT)/lib/libqlinear.a
-	install -m 644 include/qlinear.h bindings/cpp/qlinear.hpp $(ROOT)/include/
+	install -m 644 include/qlinear.h bindings/cpp/qlinear.hpp bindings/cpp/qlinear_base.hpp $(ROOT)/include/
 	$(SUBST) bindings/pkgconfig/qlinear.pc.in > $(ROOT)/lib/pkgconfig/qlinear.pc
 	$(SUBST) bindings/cmake/qlinearConfig.cmake.in > $(ROOT)/lib/cmake/qlinear/qlinearConfig.cmake
 	$(SUBST) bindings/cmake/qlinearConfigVersion.cmake.in \

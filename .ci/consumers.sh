@@ -94,7 +94,7 @@ archive=target/qlinear-$version-$(uname -m)-linux.tar.gz
 mkdir -p "$work/elsewhere"
 tar -C "$work/elsewhere" -xzf "$archive"
 extracted=$work/elsewhere/qlinear-$version-$(uname -m)-linux
-for f in README.md LICENSE-MIT LICENSE-APACHE lib/libqlinear.a include/qlinear.hpp; do
+for f in README.md LICENSE-MIT LICENSE-APACHE lib/libqlinear.a include/qlinear.hpp include/qlinear_base.hpp; do
     [ -e "$extracted/$f" ] || { echo "archive lacks $f"; exit 1; }
 done
 consumers "$extracted" archive
