@@ -11,8 +11,9 @@
 //! ```
 //!
 //! `peak_share` is the case's rate over the machine's peak measured at the start of the run
-//! (`examples/common/peaks.rs`): f32 FMA FLOP/s for f32 and exact rows, `vpdpbusd` OP/s for
-//! dyn8 rows. `stream_share` is weight GB/s over the stream read of the same bytes. The
+//! (`examples/common/peaks.rs`), with the instructions of the device's path: f32 FMA FLOP/s
+//! for f32 and exact rows, int8 dot-product OP/s for dyn8 rows (`vpdpbusd` on AVX-512,
+//! `vpmaddubsw` + `vpmaddwd` on AVX2, so `QLINEAR_ISA=avx2` reads AVX2 against its own peak). `stream_share` is weight GB/s over the stream read of the same bytes. The
 //! header also gives the `vpdpbusd` rate left once every 8 of them carry block-wise dyn8's
 //! f32 scaling (one conversion and one FMA, plus a multiply for group-wise weights): that
 //! share of the peak is as far as a block-wise dyn8 kernel can go on this core.
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use qlinear::backend::alloc::AlignedBuf;
 use qlinear::{
-    ActivationMode, CpuDevice, DType, Linear, QuantConfig, QuantizedLinear, QuantizedTensor, Tensor,
+    ActivationMode, CpuDevice, DType, Isa, Linear, QuantConfig, QuantizedLinear, QuantizedTensor,
+    Tensor,
 };
 
 /// Weights of a cold stack total at least this many bytes (4× a 32 MiB L3).
@@ -310,13 +312,21 @@ fn main() {
     .filter(|(f, _)| only_formats.as_ref().is_none_or(|v| v.contains(f)))
     .collect();
 
-    // (threads, f32 FMA GFLOP/s, vpdpbusd GOP/s), measured once before the cases.
+    // (threads, f32 FMA GFLOP/s, int8 dot-product GOP/s), measured once before the cases
+    // with the instructions of the path the device runs (`QLINEAR_ISA` chooses it).
+    let dev_quant = CpuDevice::new().unwrap();
+    let isa = dev_quant.isa();
     let peaks_by_threads: Vec<(usize, f64, f64)> = threads
         .iter()
         .map(|&t| {
-            let (f, v) = peaks::peaks(t).unwrap_or((0.0, 0.0));
-            eprintln!("peaks, {t} threads: f32 FMA {f:.0} GFLOP/s, vpdpbusd {v:.0} GOP/s");
-            if let Some((c, g)) = peaks::block_scaled_vnni(t) {
+            let (f, v) = match isa {
+                Isa::Avx512 => peaks::peaks(t),
+                Isa::Avx2 => peaks::peaks_avx2(t),
+                _ => None,
+            }
+            .unwrap_or((0.0, 0.0));
+            eprintln!("peaks of the {isa} path, {t} threads: f32 FMA {f:.0} GFLOP/s, int8 dot products {v:.0} GOP/s");
+            if let Some((c, g)) = peaks::block_scaled_vnni(t).filter(|_| isa == Isa::Avx512) {
                 eprintln!(
                     "  vpdpbusd with dyn8's block scaling (the ceiling of a dyn8 row's peak_share): \
                      per-channel {:.2}, group-wise {:.2}",
@@ -328,7 +338,6 @@ fn main() {
         })
         .collect();
     let mut cases = Vec::new();
-    let dev_quant = CpuDevice::new().unwrap();
     for &(k, n) in &shapes {
         let base =
             Linear::<qlinear::Cpu>::new_seeded(k, n, false, DType::F32, &dev_quant, 42).unwrap();

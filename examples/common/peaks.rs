@@ -1,5 +1,7 @@
 //! Compute peaks of this machine (shared by `examples/peak.rs` and `examples/bench.rs`):
-//! AVX-512 f32 FMA FLOP/s and `vpdpbusd` int8 OP/s on a number of threads.
+//! f32 FMA FLOP/s and int8 dot-product OP/s on a number of threads, for each x86 path's own
+//! instructions: AVX-512 (`vfmadd` on zmm, `vpdpbusd`) and AVX2 (`vfmadd` on ymm, and the
+//! `vpmaddubsw` + `vpmaddwd` + `vpaddd` triple that is AVX2's int8 dot product).
 //!
 //! Twelve *independent* accumulator chains with distinct start values: a probe whose chains
 //! start equal lets the compiler merge them into one (as `../shared/tools/compute_peak.c`
@@ -37,6 +39,65 @@ unsafe fn vnni_chains() -> i32 {
     a.iter()
         .map(|v| _mm512_reduce_add_epi32(*v))
         .fold(0, i32::wrapping_add)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2() -> f32 {
+    use std::arch::x86_64::*;
+    let mut a: [__m256; 12] = std::array::from_fn(|i| _mm256_set1_ps(0.01 * i as f32));
+    let (b, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..ITERS {
+        for v in a.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, b, c);
+        }
+    }
+    let mut out = [0f32; 8];
+    let sum = a
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
+    _mm256_storeu_ps(out.as_mut_ptr(), sum);
+    out.iter().sum()
+}
+
+/// Eight chains of AVX2's int8 dot product (32 multiply-adds per triple). The products of
+/// constant operands would be hoisted out of an intrinsics loop, so the triples are asm.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn maddubs_chains() -> i32 {
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+    let mut a: [__m256i; 8] = std::array::from_fn(|i| _mm256_set1_epi32(i as i32));
+    let (b, c, ones) = (
+        _mm256_set1_epi8(3),
+        _mm256_set1_epi8(5),
+        _mm256_set1_epi16(1),
+    );
+    for _ in 0..ITERS {
+        asm!(
+            "vpmaddubsw {t0}, {b}, {c}", "vpmaddwd {t0}, {t0}, {o}", "vpaddd {a0}, {a0}, {t0}",
+            "vpmaddubsw {t1}, {b}, {c}", "vpmaddwd {t1}, {t1}, {o}", "vpaddd {a1}, {a1}, {t1}",
+            "vpmaddubsw {t2}, {b}, {c}", "vpmaddwd {t2}, {t2}, {o}", "vpaddd {a2}, {a2}, {t2}",
+            "vpmaddubsw {t3}, {b}, {c}", "vpmaddwd {t3}, {t3}, {o}", "vpaddd {a3}, {a3}, {t3}",
+            "vpmaddubsw {t0}, {b}, {c}", "vpmaddwd {t0}, {t0}, {o}", "vpaddd {a4}, {a4}, {t0}",
+            "vpmaddubsw {t1}, {b}, {c}", "vpmaddwd {t1}, {t1}, {o}", "vpaddd {a5}, {a5}, {t1}",
+            "vpmaddubsw {t2}, {b}, {c}", "vpmaddwd {t2}, {t2}, {o}", "vpaddd {a6}, {a6}, {t2}",
+            "vpmaddubsw {t3}, {b}, {c}", "vpmaddwd {t3}, {t3}, {o}", "vpaddd {a7}, {a7}, {t3}",
+            a0 = inout(ymm_reg) a[0], a1 = inout(ymm_reg) a[1],
+            a2 = inout(ymm_reg) a[2], a3 = inout(ymm_reg) a[3],
+            a4 = inout(ymm_reg) a[4], a5 = inout(ymm_reg) a[5],
+            a6 = inout(ymm_reg) a[6], a7 = inout(ymm_reg) a[7],
+            t0 = out(ymm_reg) _, t1 = out(ymm_reg) _, t2 = out(ymm_reg) _, t3 = out(ymm_reg) _,
+            b = in(ymm_reg) b, c = in(ymm_reg) c, o = in(ymm_reg) ones,
+            options(pure, nomem, nostack),
+        );
+    }
+    let mut out = [0i32; 8];
+    let sum = a
+        .iter()
+        .fold(_mm256_setzero_si256(), |s, v| _mm256_add_epi32(s, *v));
+    _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, sum);
+    out.iter().fold(0, |s, v| s.wrapping_add(*v))
 }
 
 /// What block-wise dyn8 adds to the dot products, with the dot products alone as the
@@ -99,6 +160,28 @@ fn rate(threads: usize, ops: f64, f: fn() -> f64) -> f64 {
             .sum::<f64>()
     });
     threads as f64 * ops / t.elapsed().as_secs_f64()
+}
+
+/// `(f32 FMA GFLOP/s, int8 dot-product GOP/s)` of the AVX2 path on `threads` threads, or
+/// `None` without AVX2 and FMA.
+pub fn peaks_avx2(threads: usize) -> Option<(f64, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the features were checked above.
+        let f = rate(
+            threads,
+            12.0 * ITERS as f64 * 16.0,
+            || unsafe { fma_chains_avx2() } as f64,
+        );
+        let v = rate(
+            threads,
+            8.0 * ITERS as f64 * 64.0,
+            || unsafe { maddubs_chains() } as f64,
+        );
+        return Some((f / 1e9, v / 1e9));
+    }
+    let _ = threads;
+    None
 }
 
 /// `(f32 FMA GFLOP/s, int8 vpdpbusd GOP/s)` on `threads` threads, or `None` without

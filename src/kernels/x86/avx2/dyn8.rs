@@ -1,6 +1,8 @@
-//! Dyn8 without VNNI: signed int8 activations × signed weight bytes (int8 with its offset
-//! removed, 4-bit codes looked up as their values with `vpshufb`), four products per dword
-//! with `vpsignb` + `vpmaddubsw` + `vpmaddwd`. Per block the i32 sum is scaled into f32 in
+//! Dyn8 without VNNI: signed int8 activations × weight bytes, four products per dword with
+//! `vpmaddubsw` + `vpmaddwd`. int8 (offset removed) and cb4 levels (looked up with `vpshufb`)
+//! reach ±127, so their sign moves onto the activations with `vpsignb` first; int4 enters
+//! as its stored unsigned nibble, and each block's sum starts from `−8·Σx` to take the
+//! offset back out, exactly. Per block the i32 sum is scaled into f32 in
 //! the scalar oracle's order, so the result has its bits.
 
 // Register blocks index several parallel arrays (rows, tiles, halves) by the same counters.
@@ -9,7 +11,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{load_scales, load_step, load_zeros, nibble_bytes, nibble_table, store_tile};
+use super::{
+    load_scales, load_step, load_zeros, nibble_bytes, nibble_codes, nibble_table, store_tile,
+};
 use crate::kernels::blocking::for_each_block;
 use crate::kernels::{Dyn8Acts, OutPtr};
 use crate::quant::pack::{PackedQuant, NR};
@@ -41,9 +45,10 @@ unsafe fn step_dot<const FMT: u8>(q: (__m256i, __m256i), x0: __m256i, x1: __m256
     let ones = _mm256_set1_epi16(1);
     match FMT {
         INT8 => _mm256_madd_epi16(dot_pairs(q.0, x0), ones),
-        // |q| ≤ 8: the pair sums of both halves fit an i16 together (≤ 4064).
+        // Stored nibbles n ≤ 15 go in unsigned as they are, no sign moves: the pair sums
+        // of both halves fit an i16 together (≤ 2 · 2 · 15 · 127 = 7620).
         INT4 => _mm256_madd_epi16(
-            _mm256_add_epi16(dot_pairs(q.0, x0), dot_pairs(q.1, x1)),
+            _mm256_add_epi16(_mm256_maddubs_epi16(q.0, x0), _mm256_maddubs_epi16(q.1, x1)),
             ones,
         ),
         // Levels reach ±127: widen each half on its own.
@@ -75,8 +80,10 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
         for j in 0..NT {
             sc[j] = load_scales(w, base[j], g);
             let z = load_zeros(w, base[j], g);
+            // int4 multiplies the stored nibble n = value + 8 + zero: take 8 out with the zero.
+            let offset = _mm256_set1_epi32(if FMT == INT4 { -8 } else { 0 });
             for h in 0..2 {
-                neg_zero[j][h] = _mm256_sub_epi32(_mm256_setzero_si256(), z[h]);
+                neg_zero[j][h] = _mm256_sub_epi32(offset, z[h]);
             }
         }
         let mut k_in_group = 0;
@@ -87,9 +94,10 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
             } else {
                 (g * w.kg + k_in_group) / DYN8_BLOCK
             };
-            // Asymmetric: start from −zero · Σx, so the block sums Σ x·(q − zero).
+            // Asymmetric: start from −zero · Σx, so the block sums Σ x·(q − zero); int4 also
+            // from −8 · Σx, as its products are with the stored nibble.
             let mut iacc = [[[_mm256_setzero_si256(); 2]; NT]; MR];
-            if !w.symmetric {
+            if !w.symmetric || FMT == INT4 {
                 for i in 0..MR {
                     let sum = _mm256_set1_epi32(*a.sums.get_unchecked((r0 + i) * a.blocks + blk));
                     for j in 0..NT {
@@ -113,6 +121,7 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
                                 let s = _mm256_xor_si256(raw[h], _mm256_set1_epi8(0x80u8 as i8));
                                 (s, s)
                             }
+                            INT4 => nibble_codes(raw[h]),
                             _ => nibble_bytes(raw[h], table),
                         };
                     }

@@ -109,6 +109,18 @@ unsafe fn nibble_table(w: &PackedQuant) -> __m256i {
     _mm256_broadcastsi128_si256(_mm_loadu_si128(w.nibble_values.as_ptr() as *const __m128i))
 }
 
+/// The stored nibbles of one 32-byte half step as two vectors of bytes in `0..16`, laid out
+/// as [`nibble_bytes`] lays out their values.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn nibble_codes(v: __m256i) -> (__m256i, __m256i) {
+    let m = _mm256_set1_epi8(0x0F);
+    (
+        _mm256_and_si256(v, m),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(v), m),
+    )
+}
+
 /// The 4-bit codes of one 32-byte half step as two vectors of signed bytes (their values):
 /// byte `j` of each dword is input `8s+j` in the first, input `8s+4+j` in the second.
 #[target_feature(enable = "avx2,fma,f16c")]
