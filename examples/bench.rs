@@ -319,13 +319,17 @@ fn main() {
     let peaks_by_threads: Vec<(usize, f64, f64)> = threads
         .iter()
         .map(|&t| {
-            let (f, v) = match isa {
-                Isa::Avx512 => peaks::peaks(t),
-                Isa::Avx2 => peaks::peaks_avx2(t),
+            let (f, v) = match (isa, dev_quant.isa_variant()) {
+                (Isa::Avx512, _) => peaks::peaks(t),
+                (Isa::Avx2, "avx-vnni") => peaks::peaks_avx_vnni(t),
+                (Isa::Avx2, _) => peaks::peaks_avx2(t),
                 _ => None,
             }
             .unwrap_or((0.0, 0.0));
-            eprintln!("peaks of the {isa} path, {t} threads: f32 FMA {f:.0} GFLOP/s, int8 dot products {v:.0} GOP/s");
+            eprintln!(
+                "peaks of the {isa}[{}] path, {t} threads: f32 FMA {f:.0} GFLOP/s, int8 dot products {v:.0} GOP/s",
+                dev_quant.isa_variant()
+            );
             if let Some((c, g)) = peaks::block_scaled_vnni(t).filter(|_| isa == Isa::Avx512) {
                 eprintln!(
                     "  vpdpbusd with dyn8's block scaling (the ceiling of a dyn8 row's peak_share): \

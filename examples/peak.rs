@@ -1,7 +1,8 @@
 //! Compute peaks of this machine, to read kernel figures against (`cargo run --release
 //! --example peak`): f32 FMA GFLOP/s and int8 dot-product GOP/s with 1 and 2 threads, for
-//! AVX-512 (`vpdpbusd`) and for AVX2 (`vpmaddubsw` + `vpmaddwd` + `vpaddd`), and the
-//! `vpdpbusd` rate left when every 8 of them carry block-wise dyn8's f32 scaling. The probes
+//! AVX-512 (`vpdpbusd`), for AVX2 (`vpmaddubsw` + `vpmaddwd` + `vpaddd`) and for AVX-VNNI
+//! (`vpdpbusd` on ymm), and the `vpdpbusd` rate left when every 8 of them carry block-wise
+//! dyn8's f32 scaling. The probes
 //! are in `examples/common/peaks.rs`, which `examples/bench.rs` runs too.
 
 #[path = "common/peaks.rs"]
@@ -21,6 +22,10 @@ fn main() {
                 "threads={threads}: AVX2 f32 FMA {f:.0} GFLOP/s, int8 vpmaddubsw+vpmaddwd {v:.0} GOP/s"
             ),
             None => println!("threads={threads}: no AVX2 + FMA on this CPU"),
+        }
+        match peaks::peaks_avx_vnni(threads) {
+            Some((_, v)) => println!("threads={threads}: AVX-VNNI int8 ymm vpdpbusd {v:.0} GOP/s"),
+            None => println!("threads={threads}: no AVX-VNNI on this CPU"),
         }
         if let (Some((_, v)), Some((c, g))) = (vnni, peaks::block_scaled_vnni(threads)) {
             println!(

@@ -1,7 +1,8 @@
 //! Compute peaks of this machine (shared by `examples/peak.rs` and `examples/bench.rs`):
 //! f32 FMA FLOP/s and int8 dot-product OP/s on a number of threads, for each x86 path's own
-//! instructions: AVX-512 (`vfmadd` on zmm, `vpdpbusd`) and AVX2 (`vfmadd` on ymm, and the
-//! `vpmaddubsw` + `vpmaddwd` + `vpaddd` triple that is AVX2's int8 dot product).
+//! instructions: AVX-512 (`vfmadd` on zmm, `vpdpbusd`), AVX2 (`vfmadd` on ymm, and the
+//! `vpmaddubsw` + `vpmaddwd` + `vpaddd` triple that is AVX2's int8 dot product) and AVX-VNNI
+//! (`vpdpbusd` on ymm).
 //!
 //! Twelve *independent* accumulator chains with distinct start values: a probe whose chains
 //! start equal lets the compiler merge them into one (as `../shared/tools/compute_peak.c`
@@ -39,6 +40,25 @@ unsafe fn vnni_chains() -> i32 {
     a.iter()
         .map(|v| _mm512_reduce_add_epi32(*v))
         .fold(0, i32::wrapping_add)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn avx_vnni_chains() -> i32 {
+    use std::arch::x86_64::*;
+    let mut a: [__m256i; 12] = std::array::from_fn(|i| _mm256_set1_epi32(i as i32));
+    let (b, c) = (_mm256_set1_epi8(3), _mm256_set1_epi8(5));
+    for _ in 0..ITERS {
+        for v in a.iter_mut() {
+            *v = _mm256_dpbusd_avx_epi32(*v, b, c);
+        }
+    }
+    let mut out = [0i32; 8];
+    let sum = a
+        .iter()
+        .fold(_mm256_setzero_si256(), |s, v| _mm256_add_epi32(s, *v));
+    _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, sum);
+    out.iter().fold(0, |s, &v| s.wrapping_add(v))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -179,6 +199,24 @@ pub fn peaks_avx2(threads: usize) -> Option<(f64, f64)> {
             || unsafe { maddubs_chains() } as f64,
         );
         return Some((f / 1e9, v / 1e9));
+    }
+    let _ = threads;
+    None
+}
+
+/// `(f32 FMA GFLOP/s, int8 ymm vpdpbusd GOP/s)` of the AVX2 path with AVX-VNNI on `threads`
+/// threads, or `None` without AVX2, FMA and AVX-VNNI.
+pub fn peaks_avx_vnni(threads: usize) -> Option<(f64, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avxvnni") {
+        let (f, _) = peaks_avx2(threads)?;
+        // SAFETY: AVX-VNNI was checked above, AVX2 by `peaks_avx2`.
+        let v = rate(
+            threads,
+            12.0 * ITERS as f64 * 64.0,
+            || unsafe { avx_vnni_chains() } as f64,
+        );
+        return Some((f, v / 1e9));
     }
     let _ = threads;
     None

@@ -28,7 +28,8 @@ use crate::quant::DYN8_BLOCK;
 pub enum Isa {
     /// Plain Rust loops: the reference every other path is tested against.
     Scalar,
-    /// AVX2 + FMA + F16C (int8 products via `vpmaddubsw`).
+    /// AVX2 + FMA + F16C (int8 products via `vpmaddubsw`, or AVX-VNNI's `vpdpbusd` where
+    /// present).
     Avx2,
     /// AVX-512 F/BW/DQ/VL with VNNI (`vpdpbusd`) and F16C.
     Avx512,
@@ -239,6 +240,11 @@ pub(crate) const PATHS: &[Path] = &[
     Path {
         table: x86::avx512::TABLE,
         available: || Isa::Avx512.is_available(),
+    },
+    #[cfg(target_arch = "x86_64")]
+    Path {
+        table: x86::avx2::TABLE_VNNI,
+        available: x86::avx2::has_avx_vnni,
     },
     #[cfg(target_arch = "x86_64")]
     Path {

@@ -1,9 +1,12 @@
-//! Dyn8 without VNNI: signed int8 activations × weight bytes, four products per dword with
-//! `vpmaddubsw` + `vpmaddwd`. int8 (offset removed) and cb4 levels (looked up with `vpshufb`)
-//! reach ±127, so their sign moves onto the activations with `vpsignb` first; int4 enters
-//! as its stored unsigned nibble, and each block's sum starts from `−8·Σx` to take the
-//! offset back out, exactly. Per block the i32 sum is scaled into f32 in
-//! the scalar oracle's order, so the result has its bits.
+//! Dyn8 on ymm: signed int8 activations × weight bytes, four products per dword.
+//!
+//! Without VNNI, `vpmaddubsw` + `vpmaddwd` form them. int8 (offset removed) and cb4 levels
+//! (looked up with `vpshufb`) reach ±127, so their sign moves onto the activations with
+//! `vpsignb` first. With AVX-VNNI one `vpdpbusd` does it, and the weights enter as unsigned
+//! bytes as on AVX-512: int8 as stored (`q + 128`), cb4 as `level + 128`, and each block's
+//! sum starts from `−128·Σx`. int4 enters as its stored nibble on both, its block sum
+//! starting from `−8·Σx`. Either way the offset comes back out exactly, and per block the
+//! i32 sum is scaled into f32 in the scalar oracle's order, so the result has its bits.
 
 // Register blocks index several parallel arrays (rows, tiles, halves) by the same counters.
 #![allow(clippy::needless_range_loop)]
@@ -59,8 +62,27 @@ unsafe fn step_dot<const FMT: u8>(q: (__m256i, __m256i), x0: __m256i, x1: __m256
     }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
+/// `acc + Σ_{b<4} q_b · x_b` per dword lane for unsigned weight bytes `q` (two vectors for
+/// a 4-bit step), with AVX-VNNI.
+#[inline(always)]
+unsafe fn step_dot_vnni<const FMT: u8>(
+    acc: __m256i,
+    q: (__m256i, __m256i),
+    x0: __m256i,
+    x1: __m256i,
+) -> __m256i {
+    let acc = _mm256_dpbusd_avx_epi32(acc, q.0, x0);
+    if FMT == INT8 {
+        acc
+    } else {
+        _mm256_dpbusd_avx_epi32(acc, q.1, x1)
+    }
+}
+
+/// One `MR × 16·NT` block; `VNNI` picks `vpdpbusd` over the `vpmaddubsw` triple. Inlined
+/// into entry points that carry the target features (see [`dyn8_entry`]).
+#[inline(always)]
+unsafe fn dyn8_block<const FMT: u8, const VNNI: bool, const MR: usize, const NT: usize>(
     w: &PackedQuant,
     a: &Dyn8Acts,
     r0: usize,
@@ -68,7 +90,12 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
     y: OutPtr,
 ) {
     let step = if FMT == INT8 { 4 } else { 8 };
-    let table = nibble_table(w);
+    // VNNI multiplies unsigned bytes: cb4's levels are looked up as `level + 128`.
+    let table = if VNNI {
+        _mm256_xor_si256(nibble_table(w), _mm256_set1_epi8(0x80u8 as i8))
+    } else {
+        nibble_table(w)
+    };
     let base: [*const u8; NT] = std::array::from_fn(|j| w.tile(t0 + j).as_ptr());
     let xrow: [*const i8; MR] = std::array::from_fn(|i| a.q.as_ptr().add((r0 + i) * a.stride));
     let mut acc = [[[_mm256_setzero_ps(); 2]; NT]; MR];
@@ -80,8 +107,14 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
         for j in 0..NT {
             sc[j] = load_scales(w, base[j], g);
             let z = load_zeros(w, base[j], g);
-            // int4 multiplies the stored nibble n = value + 8 + zero: take 8 out with the zero.
-            let offset = _mm256_set1_epi32(if FMT == INT4 { -8 } else { 0 });
+            // int4 multiplies the stored nibble n = value + 8 + zero, VNNI the other formats'
+            // bytes + 128: take that offset out with the zero.
+            let offset = match FMT {
+                INT4 => -8,
+                _ if VNNI => -128,
+                _ => 0,
+            };
+            let offset = _mm256_set1_epi32(offset);
             for h in 0..2 {
                 neg_zero[j][h] = _mm256_sub_epi32(offset, z[h]);
             }
@@ -97,7 +130,7 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
             // Asymmetric: start from −zero · Σx, so the block sums Σ x·(q − zero); int4 also
             // from −8 · Σx, as its products are with the stored nibble.
             let mut iacc = [[[_mm256_setzero_si256(); 2]; NT]; MR];
-            if !w.symmetric || FMT == INT4 {
+            if !w.symmetric || FMT == INT4 || VNNI {
                 for i in 0..MR {
                     let sum = _mm256_set1_epi32(*a.sums.get_unchecked((r0 + i) * a.blocks + blk));
                     for j in 0..NT {
@@ -117,6 +150,7 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
                     let raw = load_step(base[j], g * w.group_bytes + kk / step * 64);
                     for h in 0..2 {
                         q[j][h] = match FMT {
+                            INT8 if VNNI => (raw[h], raw[h]),
                             INT8 => {
                                 let s = _mm256_xor_si256(raw[h], _mm256_set1_epi8(0x80u8 as i8));
                                 (s, s)
@@ -134,8 +168,11 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
                     let x1 = if FMT == INT8 { x0 } else { x4(k0 + 4) };
                     for j in 0..NT {
                         for h in 0..2 {
-                            let d = step_dot::<FMT>(q[j][h], x0, x1);
-                            iacc[i][j][h] = _mm256_add_epi32(iacc[i][j][h], d);
+                            iacc[i][j][h] = if VNNI {
+                                step_dot_vnni::<FMT>(iacc[i][j][h], q[j][h], x0, x1)
+                            } else {
+                                _mm256_add_epi32(iacc[i][j][h], step_dot::<FMT>(q[j][h], x0, x1))
+                            };
                         }
                     }
                 }
@@ -180,32 +217,45 @@ unsafe fn dyn8_block<const FMT: u8, const MR: usize, const NT: usize>(
     }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dyn8_gemm<const FMT: u8>(
-    w: &PackedQuant,
-    a: &Dyn8Acts,
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    y: OutPtr,
-) {
-    for_each_block(rows, tiles, 4, 1, 2, |r, mr, t, nt| match nt {
-        2 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<FMT, M, 2>(w, a, r, t, y)),
-        _ => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<FMT, M, 1>(w, a, r, t, y)),
-    });
+/// Defines a dyn8 entry point. A macro because the block closure must be defined inside
+/// the function that carries the target features, or its intrinsics would not inline.
+macro_rules! dyn8_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, vnni: $vnni:literal) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(
+            w: &PackedQuant,
+            a: &Dyn8Acts,
+            rows: Range<usize>,
+            tiles: Range<usize>,
+            y: OutPtr,
+        ) {
+            macro_rules! run {
+                ($fmt:expr) => {
+                    for_each_block(rows, tiles, 4, 1, 2, |r, mr, t, nt| match nt {
+                        2 => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<{ $fmt }, $vnni, M, 2>(w, a, r, t, y)),
+                        _ => dispatch_rows!(mr; 1, 2, 3; 4; M => dyn8_block::<{ $fmt }, $vnni, M, 1>(w, a, r, t, y)),
+                    })
+                };
+            }
+            match w.format {
+                WeightFormat::Int8 => run!(INT8),
+                WeightFormat::Int4 => run!(INT4),
+                WeightFormat::Cb4 => run!(CB4),
+            }
+        }
+    };
 }
 
-/// Dyn8 with signed int8 activations, for every weight format.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn q8_q_gemm_avx2(
-    w: &PackedQuant,
-    a: &Dyn8Acts,
-    rows: Range<usize>,
-    tiles: Range<usize>,
-    y: OutPtr,
-) {
-    match w.format {
-        WeightFormat::Int8 => dyn8_gemm::<INT8>(w, a, rows, tiles, y),
-        WeightFormat::Int4 => dyn8_gemm::<INT4>(w, a, rows, tiles, y),
-        WeightFormat::Cb4 => dyn8_gemm::<CB4>(w, a, rows, tiles, y),
-    }
-}
+dyn8_entry!(
+    /// Dyn8 with signed int8 activations, for every weight format.
+    q8_q_gemm_avx2,
+    "avx2,fma,f16c",
+    vnni: false
+);
+dyn8_entry!(
+    /// [`q8_q_gemm_avx2`] with AVX-VNNI's `vpdpbusd` on ymm.
+    q8_q_gemm_avx_vnni,
+    "avx2,fma,f16c,avxvnni",
+    vnni: true
+);

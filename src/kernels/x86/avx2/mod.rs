@@ -1,8 +1,8 @@
 //! AVX2 kernels (AVX2 + FMA + F16C), one file per kernel family: register-blocked `MR` rows
 //! × `NT` tiles of 16 columns, each tile held as two 8-lane halves (columns 0..8 and 8..16).
-//! Exact mode decodes codes to f32 in registers and uses FMAs; dyn8 has no VNNI here, so it
-//! forms 4-input dot products of signed weights and activations with the `vpsignb` +
-//! `vpmaddubsw` + `vpmaddwd` trick.
+//! Exact mode decodes codes to f32 in registers and uses FMAs; dyn8 forms 4-input dot
+//! products with AVX-VNNI's ymm `vpdpbusd` where the CPU has it (Alder Lake and later
+//! client cores, Sierra Forest), else with the `vpsignb` + `vpmaddubsw` + `vpmaddwd` trick.
 //!
 //! Only 16 ymm registers: blocks are up to 6 (dense) or 4 (quantized) rows × 1 tile, and a
 //! GEMV (single row) takes 2 tiles for more independent accumulator chains.
@@ -26,6 +26,18 @@ pub(crate) const TABLE: KernelTable = KernelTable {
     q_dyn8: dyn8::q8_q_gemm_avx2,
     quantize_blocks: acts::quantize_blocks_avx2,
 };
+
+/// [`TABLE`] with AVX-VNNI: dyn8 multiplies with `vpdpbusd` on ymm.
+pub(crate) const TABLE_VNNI: KernelTable = KernelTable {
+    variant: "avx-vnni",
+    q_dyn8: dyn8::q8_q_gemm_avx_vnni,
+    ..TABLE
+};
+
+/// Whether [`TABLE_VNNI`] can run here.
+pub(crate) fn has_avx_vnni() -> bool {
+    Isa::Avx2.is_available() && is_x86_feature_detected!("avxvnni")
+}
 
 /// Lanes per ymm register (f32 or i32), i.e. columns per half tile.
 const HALF: usize = NR / 2;
