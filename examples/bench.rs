@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use qlinear::backend::alloc::AlignedBuf;
 use qlinear::{
-    ActivationMode, CpuDevice, DType, Isa, Linear, QuantConfig, QuantizedLinear, QuantizedTensor,
-    Tensor,
+    ActivationMode, CpuDevice, DType, Granularity, Isa, Linear, QuantConfig, QuantizedLinear,
+    QuantizedTensor, Tensor,
 };
 
 /// Weights of a cold stack total at least this many bytes (4× a 32 MiB L3).
@@ -307,6 +307,9 @@ fn main() {
         ("int8".into(), Some(QuantConfig::int8())),
         ("int4".into(), Some(QuantConfig::int4_uniform())),
         ("cb4".into(), Some(QuantConfig::int4())),
+        // Per-channel scales: dyn8-row then has no per-block scaling at all.
+        ("int8-channel".into(), Some(per_channel(8))),
+        ("int4-channel".into(), Some(per_channel(4))),
     ]
     .into_iter()
     .filter(|(f, _)| only_formats.as_ref().is_none_or(|v| v.contains(f)))
@@ -355,7 +358,7 @@ fn main() {
                     .clone()
             });
             let label = match (cfg, &q) {
-                (Some(c), Some(_)) => format!("{fname}-{}", c.granularity.name()),
+                (Some(c), Some(_)) => c.label(),
                 _ => fname.clone(),
             };
             if seen.contains(&label) {
@@ -563,4 +566,13 @@ fn print_table(cases: &[Case]) {
             ratio
         );
     }
+}
+
+/// Symmetric per-channel weights of `bits` bits, f16 scales chosen by the search.
+fn per_channel(bits: u8) -> QuantConfig {
+    QuantConfig::builder()
+        .bits(bits)
+        .granularity(Granularity::PerChannel)
+        .build()
+        .expect("a valid config")
 }

@@ -169,6 +169,29 @@ pub fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
 }
 
+/// Asks Linux (once per process) for the AMX tile data state, which it grants only on
+/// request (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); whether it was granted.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub fn request_amx() -> bool {
+    static GRANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *GRANTED.get_or_init(|| {
+        extern "C" {
+            fn syscall(number: std::ffi::c_long, ...) -> std::ffi::c_long;
+        }
+        const SYS_ARCH_PRCTL: std::ffi::c_long = 158;
+        const ARCH_REQ_XCOMP_PERM: std::ffi::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: std::ffi::c_long = 18;
+        // SAFETY: the call only changes which XSAVE features this process may use.
+        unsafe { syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+    })
+}
+
+/// Other systems: AMX is not used.
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+pub fn request_amx() -> bool {
+    false
+}
+
 /// Elsewhere the OS decides page sizes by itself.
 #[cfg(not(target_os = "linux"))]
 pub fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}

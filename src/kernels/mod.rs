@@ -233,6 +233,11 @@ pub(crate) struct Path {
 pub(crate) const PATHS: &[Path] = &[
     #[cfg(target_arch = "x86_64")]
     Path {
+        table: x86::avx512::TABLE_AMX,
+        available: x86::avx512::has_amx,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Path {
         table: x86::avx512::TABLE_ICELAKE,
         available: x86::avx512::has_icelake_extras,
     },

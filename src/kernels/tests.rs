@@ -25,6 +25,9 @@ const CASES: &[(usize, usize, usize, Granularity)] = &[
     (7, 300, 65, Granularity::Group(64)),
     (13, 64, 70, Granularity::Group(32)),
     (16, 2100, 37, Granularity::PerChannel),
+    // Two whole blocks of 16 rows and a rest, a short last input block (AMX).
+    (40, 200, 24, Granularity::Group(64)),
+    (32, 1030, 17, Granularity::PerChannel),
 ];
 
 fn data(len: usize, seed: u64) -> Vec<f32> {

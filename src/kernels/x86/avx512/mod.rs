@@ -11,6 +11,7 @@ use crate::quant::ScaleDType;
 mod acts;
 mod dense;
 mod dyn8;
+mod dyn8_amx;
 mod exact;
 
 /// Plain AVX-512 + VNNI (Cascade Lake class): nibbles unpacked with shifts, the codebook
@@ -31,6 +32,22 @@ pub(crate) const TABLE_ICELAKE: KernelTable = KernelTable {
     q_dyn8: dyn8::q8_q_gemm_avx512vnni_icelake,
     ..TABLE
 };
+
+/// [`TABLE_ICELAKE`] for CPUs with AMX-INT8 (Sapphire Rapids and later): batched dyn8
+/// takes its dot products from tile multiplies.
+pub(crate) const TABLE_AMX: KernelTable = KernelTable {
+    variant: "vnni+gfni+vbmi+amx",
+    q_dyn8: dyn8_amx::q8_q_gemm_amx,
+    ..TABLE_ICELAKE
+};
+
+/// Whether [`TABLE_AMX`] can run here: the CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7,
+/// EDX bits 24 and 25) and Linux lets this process use them.
+pub(crate) fn has_amx() -> bool {
+    has_icelake_extras()
+        && __cpuid_count(7, 0).edx & (3 << 24) == 3 << 24
+        && crate::os::request_amx()
+}
 
 /// Whether [`TABLE_ICELAKE`] can run here.
 pub(crate) fn has_icelake_extras() -> bool {
