@@ -333,6 +333,13 @@ fn main() {
                 "peaks of the {isa}[{}] path, {t} threads: f32 FMA {f:.0} GFLOP/s, int8 dot products {v:.0} GOP/s",
                 dev_quant.isa_variant()
             );
+            // The AMX path runs tile products only for per-row int8 with long groups; its
+            // rows' peak_share stays against vpdpbusd, and this is the ceiling above it.
+            if let Some((k32, _)) =
+                peaks::amx_peaks(t).filter(|_| dev_quant.isa_variant().contains("amx"))
+            {
+                eprintln!("  AMX-INT8 tdpbsud with dyn8's 32-byte A tiles: {k32:.0} GOP/s");
+            }
             if let Some((c, g)) = peaks::block_scaled_vnni(t).filter(|_| isa == Isa::Avx512) {
                 eprintln!(
                     "  vpdpbusd with dyn8's block scaling (the ceiling of a dyn8 row's peak_share): \

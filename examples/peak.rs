@@ -1,9 +1,9 @@
 //! Compute peaks of this machine, to read kernel figures against (`cargo run --release
 //! --example peak`): f32 FMA GFLOP/s and int8 dot-product GOP/s with 1 and 2 threads, for
-//! AVX-512 (`vpdpbusd`), for AVX2 (`vpmaddubsw` + `vpmaddwd` + `vpaddd`) and for AVX-VNNI
-//! (`vpdpbusd` on ymm), and the `vpdpbusd` rate left when every 8 of them carry block-wise
-//! dyn8's f32 scaling. The probes
-//! are in `examples/common/peaks.rs`, which `examples/bench.rs` runs too.
+//! AVX-512 (`vpdpbusd`), for AVX2 (`vpmaddubsw` + `vpmaddwd` + `vpaddd`), for AVX-VNNI
+//! (`vpdpbusd` on ymm) and for AMX-INT8 (`tdpbsud`), and the `vpdpbusd` rate left when every
+//! 8 of them carry block-wise dyn8's f32 scaling. The probes are in
+//! `examples/common/peaks.rs`, which `examples/bench.rs` runs too.
 
 #[path = "common/peaks.rs"]
 mod peaks;
@@ -26,6 +26,12 @@ fn main() {
         match peaks::peaks_avx_vnni(threads) {
             Some((_, v)) => println!("threads={threads}: AVX-VNNI int8 ymm vpdpbusd {v:.0} GOP/s"),
             None => println!("threads={threads}: no AVX-VNNI on this CPU"),
+        }
+        match peaks::amx_peaks(threads) {
+            Some((k32, k64)) => println!(
+                "threads={threads}: AMX-INT8 tdpbsud {k32:.0} GOP/s with 32-byte A tiles (dyn8's), {k64:.0} with 64"
+            ),
+            None => println!("threads={threads}: no AMX-INT8 (or no permission to use it) here"),
         }
         if let (Some((_, v)), Some((c, g))) = (vnni, peaks::block_scaled_vnni(threads)) {
             println!(

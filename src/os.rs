@@ -187,7 +187,7 @@ pub fn request_amx() -> bool {
 }
 
 /// Other systems: AMX is not used.
-#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+#[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
 pub fn request_amx() -> bool {
     false
 }

@@ -2,7 +2,7 @@
 //! f32 FMA FLOP/s and int8 dot-product OP/s on a number of threads, for each x86 path's own
 //! instructions: AVX-512 (`vfmadd` on zmm, `vpdpbusd`), AVX2 (`vfmadd` on ymm, and the
 //! `vpmaddubsw` + `vpmaddwd` + `vpaddd` triple that is AVX2's int8 dot product) and AVX-VNNI
-//! (`vpdpbusd` on ymm).
+//! (`vpdpbusd` on ymm), and AMX-INT8's tile product `tdpbsud`.
 //!
 //! Twelve *independent* accumulator chains with distinct start values: a probe whose chains
 //! start equal lets the compiler merge them into one (as `../shared/tools/compute_peak.c`
@@ -168,6 +168,78 @@ pub fn block_scaled_vnni(threads: usize) -> Option<(f64, f64)> {
     }
     let _ = threads;
     None
+}
+
+/// Iterations of the AMX probe (4 tile products each).
+const AMX_ITERS: u64 = 2_000_000;
+
+/// Four independent chains of `tdpbsud` on 16 × `k` byte A tiles (`k` = 32, as the kernel
+/// uses, or 64, the widest), after the thread's own `ldtilecfg`.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn amx_chains(k: u16) -> f64 {
+    use std::arch::asm;
+    #[repr(C, align(64))]
+    struct Config([u8; 16], [u16; 16], [u8; 16]);
+    let mut cfg = Config([0; 16], [0; 16], [0; 16]);
+    cfg.0[0] = 1;
+    for t in 0..8 {
+        // tmm0..3 accumulate (16 × 16 i32), tmm4/5 are A (16 × k), tmm6/7 are B (k/4 × 64).
+        let (rows, cols) = match t {
+            0..=3 => (16, 64),
+            4 | 5 => (16, k),
+            _ => (k as u8 / 4, 64),
+        };
+        cfg.2[t] = rows;
+        cfg.1[t] = cols;
+    }
+    let data = [1u8; 1024];
+    // SAFETY: the caller checked AMX and got Linux's permission; the loads read `data`.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) &cfg);
+        asm!(
+            "tileloadd tmm4, [{p} + {s}*1]", "tileloadd tmm5, [{p} + {s}*1]",
+            "tileloadd tmm6, [{p} + {s}*1]", "tileloadd tmm7, [{p} + {s}*1]",
+            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+            p = in(reg) data.as_ptr(), s = in(reg) 64usize,
+        );
+        for _ in 0..AMX_ITERS {
+            asm!(
+                "tdpbsud tmm0, tmm4, tmm6",
+                "tdpbsud tmm1, tmm4, tmm7",
+                "tdpbsud tmm2, tmm5, tmm6",
+                "tdpbsud tmm3, tmm5, tmm7",
+                options(nostack, nomem),
+            );
+        }
+        asm!("tilerelease");
+    }
+    0.0
+}
+
+/// AMX-INT8 `tdpbsud` GOP/s on `threads` threads with A tiles of 32 and of 64 bytes, or
+/// `None` without AMX or Linux's permission to use it.
+pub fn amx_peaks(threads: usize) -> Option<(f64, f64)> {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        use std::arch::x86_64::__cpuid_count;
+        extern "C" {
+            fn syscall(number: std::ffi::c_long, ...) -> std::ffi::c_long;
+        }
+        let has = __cpuid_count(7, 0).edx & (3 << 24) == 3 << 24;
+        // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
+        if !has || unsafe { syscall(158, 0x1023, 18) } != 0 {
+            return None;
+        }
+        let ops = |k: f64| 4.0 * AMX_ITERS as f64 * 16.0 * 16.0 * k * 2.0;
+        let k32 = rate(threads, ops(32.0), || amx_chains(32));
+        let k64 = rate(threads, ops(64.0), || amx_chains(64));
+        Some((k32 / 1e9, k64 / 1e9))
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    {
+        let _ = threads;
+        None
+    }
 }
 
 /// Runs `f` on `threads` threads at once; returns total ops/s given `ops` per call.
