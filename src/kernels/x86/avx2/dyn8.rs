@@ -127,8 +127,8 @@ unsafe fn dyn8_block<const FMT: u8, const VNNI: bool, const MR: usize, const NT:
             } else {
                 (g * w.kg + k_in_group) / DYN8_BLOCK
             };
-            // Asymmetric: start from −zero · Σx, so the block sums Σ x·(q − zero); int4 also
-            // from −8 · Σx, as its products are with the stored nibble.
+            // Start from −(offset + zero) · Σx, so the block sums Σ x·(q − zero): the offset
+            // is 8 for int4's stored nibble, 128 for VNNI's unsigned int8 and cb4 bytes.
             let mut iacc = [[[_mm256_setzero_si256(); 2]; NT]; MR];
             if !w.symmetric || FMT == INT4 || VNNI {
                 for i in 0..MR {

@@ -33,8 +33,9 @@ pub(crate) const TABLE_ICELAKE: KernelTable = KernelTable {
     ..TABLE
 };
 
-/// [`TABLE_ICELAKE`] for CPUs with AMX-INT8 (Sapphire Rapids and later): batched dyn8
-/// takes its dot products from tile multiplies.
+/// [`TABLE_ICELAKE`] for CPUs with AMX-INT8 (Sapphire Rapids and later): per-row dyn8 on
+/// int8 weights with groups of 64 and more takes its dot products from tile multiplies
+/// (every other case runs [`TABLE_ICELAKE`]'s kernel).
 pub(crate) const TABLE_AMX: KernelTable = KernelTable {
     variant: "vnni+gfni+vbmi+amx",
     q_dyn8: dyn8_amx::q8_q_gemm_amx,
